@@ -1,0 +1,1 @@
+"""Protocol adapters: thin, validate, call the core, emit the result."""

@@ -1,0 +1,102 @@
+"""What every Socket.IO namespace shares: event routing, order, validation, error handling."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import socketio
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from server.chat.lanes import Lanes
+from server.db import DB_UNAVAILABLE_ERRORS
+from server.errors import TEMPORARY_FAILURE, ChatError, InvalidField
+
+log = logging.getLogger(__name__)
+
+PayloadT = TypeVar("PayloadT", bound="Payload")
+_LIFECYCLE = {"connect", "disconnect"}
+
+
+class Payload(BaseModel):
+    """A client payload: strict types (no '1' for 1), unknown fields ignored."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+
+def parse(model: type[PayloadT], data: Any) -> PayloadT:
+    if not isinstance(data, dict):
+        raise InvalidField("payload")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "payload"
+        raise InvalidField(field) from None
+
+
+def error_message(exc: BaseException) -> str:
+    """The user-facing text for any failure (§1.4)."""
+    if isinstance(exc, ChatError):
+        return exc.message
+    if isinstance(exc, DB_UNAVAILABLE_ERRORS):
+        log.warning("database unavailable: %s", exc)
+    else:
+        log.error("unexpected failure", exc_info=exc)
+    return TEMPORARY_FAILURE
+
+
+class ContractNamespace(socketio.AsyncNamespace):
+    """Routes `join-chat` to `on_join_chat`, one connection's events in arrival order.
+
+    python-socketio looks up `on_<event>` verbatim and silently ignores hyphenated names,
+    and runs each event as its own task; both are fixed here, once. Any failure becomes the
+    contract's `error { message }` event (and the ack), and the server keeps serving.
+    """
+
+    def __init__(self, namespace: str) -> None:
+        super().__init__(namespace)
+        self._order = Lanes()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def trigger_event(self, event: str, *args: Any) -> Any:
+        handler: Callable[..., Awaitable[Any]] | None = getattr(
+            self, "on_" + event.replace("-", "_"), None
+        )
+        if event in _LIFECYCLE:
+            return await handler(*args) if handler else None
+        sid = args[0]
+        if handler is None:
+            log.info("unknown event ignored", extra={"event": event[:50], "ns": self.namespace})
+            return None
+        payload = args[1] if len(args) > 1 else None
+        async with self._order.lane(sid):
+            try:
+                return await handler(sid, payload)
+            except Exception as exc:
+                return await self.fail(sid, exc)
+
+    async def fail(self, sid: str, exc: BaseException) -> dict[str, Any] | None:
+        if not self.server.manager.is_connected(sid, self.namespace):
+            log.info("client left before its event was handled", extra={"sid": sid})
+            return None
+        message = error_message(exc)
+        await self.emit("error", {"message": message}, to=sid)
+        return {"error": {"message": message}}
+
+    def spawn(self, coro: Awaitable[None]) -> None:
+        """Run work that outlives the event (an AI turn), held so shutdown can wait for it."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self, timeout: float) -> None:
+        """Let in-flight work finish (graceful shutdown), then cancel what is left."""
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)

@@ -1,0 +1,181 @@
+"""Socket.IO `/chat`: text chat with the welfare-search assistant (CONTRACT §1)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import Field
+
+from namespaces.base import ContractNamespace, Payload, parse
+from server.chat import clock
+from server.chat.history import StoredMessage
+from server.chat.service import HISTORY_LIMIT, ChatService
+from server.errors import JOINED, SESSION_NOT_FOUND, ChatError
+
+SessionId = Field(min_length=1, max_length=255)
+
+
+class JoinChat(Payload):
+    userId: str = Field(min_length=1, max_length=255)
+    sessionId: str | None = Field(default=None, min_length=1, max_length=255)
+    stream: bool = False
+
+
+class SendMessage(Payload):
+    sessionId: str = SessionId
+    message: str
+
+
+class LeaveChat(Payload):
+    sessionId: str = SessionId
+
+
+class GetHistory(Payload):
+    sessionId: str = SessionId
+    limit: int = Field(default=HISTORY_LIMIT, ge=1)
+
+
+class Typing(Payload):
+    sessionId: str = SessionId
+    isTyping: bool
+
+
+def room(session_id: str) -> str:
+    return f"chat:{session_id}"
+
+
+def stream_room(session_id: str) -> str:
+    """Sockets that asked for `ai-message-chunk` deltas (`join-chat {stream: true}`)."""
+    return f"chat-stream:{session_id}"
+
+
+def history_item(m: StoredMessage) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "sender": m.sender,
+        "content": m.content,
+        "createdAt": clock.to_iso(m.created_at),
+    }
+
+
+def ai_message(m: StoredMessage) -> dict[str, Any]:
+    return {"content": m.content, "timestamp": m.timestamp_ms}
+
+
+class ChatNamespace(ContractNamespace):
+    def __init__(self, chat: Callable[[], ChatService], namespace: str = "/chat") -> None:
+        super().__init__(namespace)
+        self._chat = chat
+        # sessions with sockets on this instance: the reaper tells them when a session ends
+        self._members: dict[str, set[str]] = {}
+
+    @property
+    def chat(self) -> ChatService:
+        return self._chat()
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        await self.save_session(sid, {"sessions": set()})
+
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        state = await self.get_session(sid)
+        for session_id in state.get("sessions", ()):
+            self._forget(session_id, sid)
+
+    async def on_join_chat(self, sid: str, data: Any) -> dict[str, Any]:
+        req = parse(JoinChat, data)
+        joined = await self.chat.join(req.userId, req.sessionId)
+        session_id = joined.session.session_id
+        await self.enter_room(sid, room(session_id))
+        if req.stream:
+            await self.enter_room(sid, stream_room(session_id))
+        else:
+            await self.leave_room(sid, stream_room(session_id))
+        state = await self.get_session(sid)
+        state["sessions"].add(session_id)
+        self._members.setdefault(session_id, set()).add(sid)
+        reply = {"sessionId": session_id, "userId": req.userId, "message": JOINED}
+        await self.emit("chat-joined", reply, to=sid)
+        await self.emit(
+            "chat-history", {"messages": [history_item(m) for m in joined.history]}, to=sid
+        )
+        if joined.greeting is not None:
+            await self.emit("ai-message", ai_message(joined.greeting), room=room(session_id))
+        return reply
+
+    async def on_send_message(self, sid: str, data: Any) -> dict[str, Any]:
+        req = parse(SendMessage, data)
+        await self._require_member(sid, req.sessionId)
+        stored = await self.chat.accept(req.sessionId, req.message)
+        sent = {"content": stored.content, "timestamp": stored.timestamp_ms}
+        await self.emit("message-sent", sent, room=room(req.sessionId))
+        self.spawn(self._answer(sid, stored))
+        return sent
+
+    async def _answer(self, sid: str, stored: StoredMessage) -> None:
+        session_id = stored.session_id
+
+        async def on_delta(text: str) -> None:
+            chunk = {"content": text, "timestamp": clock.to_ms(clock.now())}
+            await self.emit("ai-message-chunk", chunk, room=stream_room(session_id))
+
+        try:
+            reply = await self.chat.reply(stored, on_delta)
+        except Exception as exc:
+            await self.fail(sid, exc)
+            return
+        await self.emit("ai-message", ai_message(reply), room=room(session_id))
+
+    async def on_leave_chat(self, sid: str, data: Any) -> dict[str, Any]:
+        req = parse(LeaveChat, data)
+        await self._leave(sid, req.sessionId)
+        reply = {"sessionId": req.sessionId}
+        await self.emit("chat-left", reply, to=sid)
+        return reply
+
+    async def on_get_history(self, sid: str, data: Any) -> dict[str, Any]:
+        req = parse(GetHistory, data)
+        await self._require_member(sid, req.sessionId)
+        messages = await self.chat.history(req.sessionId, req.limit)
+        reply = {"messages": [history_item(m) for m in messages]}
+        await self.emit("chat-history", reply, to=sid)
+        return reply
+
+    async def on_typing(self, sid: str, data: Any) -> dict[str, Any]:
+        req = parse(Typing, data)
+        await self._require_member(sid, req.sessionId)
+        await self.chat.touch(req.sessionId)
+        reply = {"isTyping": req.isTyping}
+        await self.emit("user-typing", reply, room=room(req.sessionId), skip_sid=sid)
+        return reply
+
+    async def evict_inactive(self) -> None:
+        """Sockets still in a session the reaper ended get `chat-left` and leave its room."""
+        ended = await self.chat.sessions.inactive_among(list(self._members))
+        for session_id in ended:
+            for sid in list(self._members.get(session_id, ())):
+                async with self._order.lane(sid):
+                    await self._leave(sid, session_id)
+                    await self.emit("chat-left", {"sessionId": session_id}, to=sid)
+
+    async def _require_member(self, sid: str, session_id: str) -> None:
+        state = await self.get_session(sid)
+        if session_id not in state["sessions"]:
+            raise ChatError(SESSION_NOT_FOUND)
+
+    async def _leave(self, sid: str, session_id: str) -> None:
+        await self.leave_room(sid, room(session_id))
+        await self.leave_room(sid, stream_room(session_id))
+        try:
+            state = await self.get_session(sid)
+        except KeyError:  # the socket is gone already
+            state = {}
+        state.get("sessions", set()).discard(session_id)
+        self._forget(session_id, sid)
+
+    def _forget(self, session_id: str, sid: str) -> None:
+        members = self._members.get(session_id)
+        if members is not None:
+            members.discard(sid)
+            if not members:
+                del self._members[session_id]

@@ -1,0 +1,1 @@
+"""The conversation server: app factory, config, conversation core, AI, REST."""

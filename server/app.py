@@ -1,0 +1,151 @@
+"""The application factory: one aiohttp app serving Socket.IO, REST and the pages."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import aiohttp_cors
+import socketio
+from aiohttp import web
+
+from namespaces.chat import ChatNamespace
+from server import db
+from server.ai.factory import create_llm
+from server.ai.prompts import WELFARE_CHAT_SYSTEM_PROMPT
+from server.chat.history import HistoryStore
+from server.chat.ratelimit import RateLimiter
+from server.chat.reaper import run_reaper
+from server.chat.service import ChatService
+from server.chat.sessions import ChatSessionService
+from server.chat.tools import Toolbox, welfare_tool
+from server.config import ROOT, Settings
+from server.errors import TEMPORARY_FAILURE
+from server.rest.chat import add_chat_routes
+from server.rest.openapi import ApiRegistry, add_docs_routes
+from server.welfare import WelfareCatalog
+
+log = logging.getLogger(__name__)
+
+PUBLIC_DIR = ROOT / "public"
+
+SETTINGS = web.AppKey("settings", Settings)
+SIO = web.AppKey("sio", socketio.AsyncServer)
+CHAT = web.AppKey("chat", ChatService)
+CHAT_NAMESPACE = web.AppKey("chat_namespace", ChatNamespace)
+CATALOG = web.AppKey("catalog", WelfareCatalog)
+
+
+def create_app(settings: Settings | None = None) -> web.Application:
+    settings = settings or Settings()
+    app = web.Application(middlewares=[rest_errors])
+    app[SETTINGS] = settings
+
+    sio = socketio.AsyncServer(
+        async_mode="aiohttp",
+        cors_allowed_origins=settings.cors_origins,
+        logger=False,
+        engineio_logger=False,
+    )
+    sio.attach(app)
+    app[SIO] = sio
+    chat_namespace = ChatNamespace(lambda: app[CHAT])
+    sio.register_namespace(chat_namespace)
+    app[CHAT_NAMESPACE] = chat_namespace
+
+    app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_chat_core)
+    app.cleanup_ctx.append(_reaper)
+    app.on_shutdown.append(_graceful_shutdown)
+
+    api = ApiRegistry(title="mobok conversation server", version="0.1.0")
+    add_chat_routes(app, api, CHAT, started=time.time())
+    add_docs_routes(app, api)
+    _allow_cors(app, settings)
+    _add_pages(app, PUBLIC_DIR)
+    return app
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    async with db.database(app[SETTINGS].database_url):
+        yield
+
+
+async def _chat_core(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    catalog = await asyncio.to_thread(WelfareCatalog.load, settings.welfare_catalog_path)
+    app[CATALOG] = catalog
+    llm = create_llm(settings)
+    app[CHAT] = ChatService(
+        sessions=ChatSessionService(settings.session_timeout_seconds),
+        history=HistoryStore(),
+        llm=llm,
+        toolbox=Toolbox([welfare_tool(catalog)]),
+        limiter=RateLimiter(settings.max_ai_requests_per_minute),
+        system_prompt=WELFARE_CHAT_SYSTEM_PROMPT,
+        max_message_length=settings.max_message_length,
+        context_messages=settings.history_context_messages,
+        ai_timeout_seconds=settings.ai_timeout_seconds,
+    )
+    log.info("chat core ready", extra={"provider": llm.name, "services": len(catalog)})
+    try:
+        yield
+    finally:
+        await llm.aclose()
+
+
+async def _reaper(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(
+        run_reaper(app[CHAT], app[CHAT_NAMESPACE], app[SETTINGS].reap_interval_seconds)
+    )
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def _graceful_shutdown(app: web.Application) -> None:
+    """Runs before open requests are awaited and before any cleanup_ctx teardown: answers
+    being generated are finished, stored and sent, then every client is disconnected (which
+    also ends pending long-polls at once)."""
+    await app[CHAT_NAMESPACE].drain(timeout=app[SETTINGS].ai_timeout_seconds)
+    await app[SIO].shutdown()
+
+
+@web.middleware
+async def rest_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except db.DB_UNAVAILABLE_ERRORS as exc:
+        log.warning("database unavailable: %s", exc)
+        return web.json_response({"message": TEMPORARY_FAILURE}, status=503)
+
+
+def _allow_cors(app: web.Application, settings: Settings) -> None:
+    origins = settings.cors_origins
+    options = aiohttp_cors.ResourceOptions(
+        allow_credentials=False, expose_headers="*", allow_headers="*", allow_methods="*"
+    )
+    cors = aiohttp_cors.setup(
+        app,
+        defaults={"*": options} if origins == "*" else {o: options for o in origins},
+    )
+    for route in list(app.router.routes()):
+        if str(route.resource.canonical if route.resource else "").startswith("/api/"):
+            cors.add(route)
+
+
+def _add_pages(app: web.Application, public: Path) -> None:
+    async def index(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(public / "index.html")
+
+    app.router.add_get("/", index)
+    app.router.add_static("/", str(public), follow_symlinks=False)

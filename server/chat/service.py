@@ -1,0 +1,144 @@
+"""The chat conversation core: what every protocol adapter calls."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from models import Sender
+from server.ai.base import LLM, PromptMessage
+from server.chat.history import HistoryStore, StoredMessage
+from server.chat.lanes import Lanes
+from server.chat.ratelimit import RateLimiter
+from server.chat.sessions import ChatSessionService, JoinedSession
+from server.chat.tools import Toolbox
+from server.chat.turn import DeltaSink, run_turn
+from server.errors import (
+    AI_FAILED,
+    GREETING,
+    MESSAGE_EMPTY,
+    RATE_LIMITED,
+    ChatError,
+    message_too_long,
+)
+from server.logs import preview
+
+log = logging.getLogger(__name__)
+
+HISTORY_LIMIT = 50
+_ROLE_OF_SENDER = {"user": "user", "assistant": "assistant", "system": "system"}
+
+
+@dataclass(frozen=True, slots=True)
+class JoinResult:
+    session: JoinedSession
+    history: list[StoredMessage]
+    greeting: StoredMessage | None
+
+
+class ChatService:
+    def __init__(
+        self,
+        *,
+        sessions: ChatSessionService,
+        history: HistoryStore,
+        llm: LLM,
+        toolbox: Toolbox,
+        limiter: RateLimiter,
+        system_prompt: str,
+        max_message_length: int,
+        context_messages: int,
+        ai_timeout_seconds: float,
+    ) -> None:
+        self.sessions = sessions
+        self.store = history
+        self.llm = llm
+        self.toolbox = toolbox
+        self.limiter = limiter
+        self.system_prompt = system_prompt
+        self.max_message_length = max_message_length
+        self.context_messages = context_messages
+        self.ai_timeout = ai_timeout_seconds
+        self._turns = Lanes()
+        # user messages stored and acknowledged but not answered yet, per session
+        self._pending: dict[str, set[str]] = {}
+
+    async def join(self, user_id: str, session_id: str | None) -> JoinResult:
+        joined = await self.sessions.join(user_id, session_id)
+        if not joined.is_new:
+            history = await self.store.recent(joined.session_id, HISTORY_LIMIT)
+            return JoinResult(joined, history, None)
+        greeting = await self.store.add(joined.session_id, Sender.ASSISTANT, GREETING)
+        return JoinResult(joined, [], greeting)
+
+    async def history(self, session_id: str, limit: int = HISTORY_LIMIT) -> list[StoredMessage]:
+        return await self.store.recent(session_id, max(1, min(limit, HISTORY_LIMIT)))
+
+    async def touch(self, session_id: str) -> None:
+        await self.sessions.touch_lightly(session_id)
+
+    async def accept(self, session_id: str, text: str) -> StoredMessage:
+        """Validate and store a user message; after this it may be acknowledged."""
+        if not text.strip():
+            raise ChatError(MESSAGE_EMPTY)
+        if len(text) > self.max_message_length:
+            raise ChatError(message_too_long(self.max_message_length))
+        if not self.limiter.allow(session_id):
+            raise ChatError(RATE_LIMITED)
+        await self.sessions.touch_active(session_id)
+        stored = await self.store.add(session_id, Sender.USER, text)
+        self._pending.setdefault(session_id, set()).add(stored.id)
+        log.info("user message", extra={"session": session_id, "text": preview(text)})
+        return stored
+
+    async def reply(
+        self, user_message: StoredMessage, on_delta: DeltaSink | None = None
+    ) -> StoredMessage:
+        """Answer one stored user message; turns of a session run in the order accepted."""
+        session_id = user_message.session_id
+        try:
+            async with self._turns.lane(session_id):
+                context = await self._context(user_message)
+                try:
+                    async with asyncio.timeout(self.ai_timeout):
+                        result = await run_turn(self.llm, self.toolbox, context, on_delta)
+                except Exception as exc:
+                    log.warning(
+                        "AI turn failed",
+                        extra={"session": session_id, "provider": self.llm.name},
+                        exc_info=exc,
+                    )
+                    raise ChatError(AI_FAILED) from exc
+                metadata = {"tools": result.tools_used} if result.tools_used else None
+                return await self.store.add(
+                    session_id, Sender.ASSISTANT, result.text, metadata=metadata
+                )
+        finally:
+            pending = self._pending.get(session_id)
+            if pending is not None:
+                pending.discard(user_message.id)
+                if not pending:
+                    del self._pending[session_id]
+
+    async def _context(self, current: StoredMessage) -> list[PromptMessage]:
+        """System prompt + the last N messages, ending with the message being answered.
+
+        Later user messages that are already stored but still queued are left out, so the
+        model answers one question at a time, in order.
+        """
+        waiting = self._pending.get(current.session_id, set()) - {current.id}
+        recent = await self.store.recent(
+            current.session_id, self.context_messages + len(waiting) + 1
+        )
+        earlier = [m for m in recent if m.id != current.id and m.id not in waiting]
+        kept = [*earlier[max(0, len(earlier) - self.context_messages + 1) :], current]
+        return [PromptMessage("system", self.system_prompt), *_as_prompt(kept)]
+
+
+def _as_prompt(messages: Sequence[StoredMessage]) -> list[PromptMessage]:
+    return [
+        PromptMessage(_ROLE_OF_SENDER.get(m.sender, "user"), m.content)  # type: ignore[arg-type]
+        for m in messages
+    ]

@@ -1,0 +1,89 @@
+"""Settings from the environment and `.env` (CONTRACT §7)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from urllib.parse import quote
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SQLITE_PATH = ROOT / "data" / "mobok.sqlite3"
+
+ProviderName = Literal["openai", "gemini", "local"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    port: int = 3000
+    host: str = "0.0.0.0"
+
+    database_url: str = ""
+    db_host: str | None = None
+    db_port: int = 3306
+    db_user: str = "root"
+    db_password: str = ""
+    db_name: str = "mobok"
+
+    ai_provider: ProviderName | None = None
+    ai_timeout_seconds: float = Field(default=30.0, gt=0)
+    openai_api_key: str | None = None
+    openai_model: str = "gpt-4o"
+    openai_base_url: str | None = None
+    gemini_api_key: str | None = None
+    gemini_model: str = "gemini-2.0-flash"
+
+    cors_origin: str = "*"
+    redis_url: str | None = None
+    auth_secret: str | None = None
+
+    session_timeout_minutes: float = Field(default=30, gt=0)
+    session_reap_interval_minutes: float = Field(default=5, gt=0)
+    max_message_length: int = Field(default=2000, gt=0)
+    max_ai_requests_per_minute: int = Field(default=10, gt=0)
+    history_context_messages: int = Field(default=20, gt=0)
+
+    welfare_catalog_path: Path | None = None
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _derive(self) -> Settings:
+        if not self.database_url:
+            if self.db_host:
+                password = quote(self.db_password, safe="")
+                self.database_url = (
+                    f"mysql://{quote(self.db_user, safe='')}:{password}"
+                    f"@{self.db_host}:{self.db_port}/{self.db_name}"
+                )
+            else:
+                self.database_url = f"sqlite://{DEFAULT_SQLITE_PATH}"
+        if self.ai_provider is None:
+            if self.openai_api_key:
+                self.ai_provider = "openai"
+            elif self.gemini_api_key:
+                self.ai_provider = "gemini"
+            else:
+                self.ai_provider = "local"
+        return self
+
+    @property
+    def provider(self) -> ProviderName:
+        assert self.ai_provider is not None
+        return self.ai_provider
+
+    @property
+    def cors_origins(self) -> list[str] | str:
+        """`*` or the comma-separated allowlist."""
+        origins = [o.strip() for o in self.cors_origin.split(",") if o.strip()]
+        return "*" if not origins or "*" in origins else origins
+
+    @property
+    def session_timeout_seconds(self) -> float:
+        return self.session_timeout_minutes * 60
+
+    @property
+    def reap_interval_seconds(self) -> float:
+        return self.session_reap_interval_minutes * 60

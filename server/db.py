@@ -1,0 +1,115 @@
+"""The database: Tortoise set-up, idempotent schema, health, and what counts as an outage."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from tortoise import Tortoise
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import DBConnectionError, OperationalError, TransactionManagementError
+
+from models import MODEL_MODULES
+
+log = logging.getLogger(__name__)
+_connection_name = "default"
+
+# Errors that mean "the database is not there right now", not "this request is wrong".
+DB_UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    DBConnectionError,
+    OperationalError,
+    TransactionManagementError,
+    ConnectionError,
+    OSError,
+)
+
+
+def redact(url: str) -> str:
+    """The URL with its password hidden, for logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return parts._replace(netloc=netloc).geturl()
+
+
+async def _create_mysql_database(url: str) -> None:
+    """MySQL needs the database to exist before Tortoise can connect to it."""
+    import aiomysql
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    if not name.replace("_", "").isalnum():
+        raise ValueError(f"unsupported MySQL database name: {name!r}")
+    conn = await aiomysql.connect(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 3306,
+        user=unquote(parts.username or "root"),
+        password=unquote(parts.password or ""),
+    )
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute(
+                f"CREATE DATABASE IF NOT EXISTS `{name}` "
+                "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+            )
+    finally:
+        conn.close()
+
+
+def _with_driver_options(url: str) -> str:
+    if url.startswith("mysql://") and "charset=" not in url:
+        return url + ("&" if "?" in url else "?") + "charset=utf8mb4"
+    return url
+
+
+async def init_db(url: str) -> None:
+    """Connect and create missing tables; safe to run on every start and on many instances."""
+    if url.startswith("mysql://"):
+        await _create_mysql_database(url)
+    elif url.startswith("sqlite://") and url != "sqlite://:memory:":
+        Path(url.removeprefix("sqlite://")).parent.mkdir(parents=True, exist_ok=True)
+    global _connection_name
+    # Tortoise caches compiled statements per connection name: one name per SQL dialect keeps
+    # a process that has used SQLite from sending `?` placeholders to MySQL (the test suite).
+    _connection_name = url.split("://", 1)[0]
+    config = {
+        "connections": {_connection_name: _with_driver_options(url)},
+        "apps": {"models": {"models": MODEL_MODULES, "default_connection": _connection_name}},
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+    # Handlers run in tasks that do not inherit the start-up task's context: the global
+    # fallback lets every task see the initialised ORM.
+    await Tortoise.init(config=config, _enable_global_fallback=True)
+    await Tortoise.generate_schemas(safe=True)
+    log.info("database ready", extra={"db": redact(url)})
+
+
+async def close_db() -> None:
+    await Tortoise.close_connections()
+
+
+@asynccontextmanager
+async def database(url: str) -> AsyncIterator[None]:
+    await init_db(url)
+    try:
+        yield
+    finally:
+        await close_db()
+
+
+def connection() -> BaseDBAsyncClient:
+    return Tortoise.get_connection(_connection_name)
+
+
+async def ping() -> bool:
+    try:
+        await connection().execute_query("SELECT 1")
+        return True
+    except Exception:  # any failure here means "not healthy"
+        log.warning("database ping failed", exc_info=True)
+        return False
