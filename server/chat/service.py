@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from models import Sender
 from server.ai.base import LLM, PromptMessage
@@ -111,7 +112,9 @@ class ChatService:
                         exc_info=exc,
                     )
                     raise ChatError(AI_FAILED) from exc
-                metadata = {"tools": result.tools_used} if result.tools_used else None
+                metadata: dict[str, Any] = {"replyTo": user_message.id}
+                if result.tools_used:
+                    metadata["tools"] = result.tools_used
                 return await self.store.add(
                     session_id, Sender.ASSISTANT, result.text, metadata=metadata
                 )
@@ -123,18 +126,39 @@ class ChatService:
                     del self._pending[session_id]
 
     async def _context(self, current: StoredMessage) -> list[PromptMessage]:
-        """System prompt + the last N messages, ending with the message being answered.
+        """System prompt + the last N messages in conversation order, ending with the
+        message being answered.
 
-        Later user messages that are already stored but still queued are left out, so the
-        model answers one question at a time, in order.
+        Questions sent in a burst are stored before their answers; each answer is put back
+        right after its question (`metadata.replyTo`), and later questions still waiting in
+        the queue are left out, so the model answers one question at a time, in order.
         """
         waiting = self._pending.get(current.session_id, set()) - {current.id}
         recent = await self.store.recent(
-            current.session_id, self.context_messages + len(waiting) + 1
+            current.session_id, 2 * self.context_messages + len(waiting)
         )
-        earlier = [m for m in recent if m.id != current.id and m.id not in waiting]
+        earlier = [
+            m for m in conversation_order(recent) if m.id != current.id and m.id not in waiting
+        ]
         kept = [*earlier[max(0, len(earlier) - self.context_messages + 1) :], current]
         return [PromptMessage("system", self.system_prompt), *_as_prompt(kept)]
+
+
+def conversation_order(messages: Sequence[StoredMessage]) -> list[StoredMessage]:
+    """Each reply right after the message it answers; everything else in stored order."""
+    present = {m.id for m in messages}
+    replies: dict[str, list[StoredMessage]] = {}
+    for m in messages:
+        reply_to = (m.metadata or {}).get("replyTo")
+        if reply_to in present:
+            replies.setdefault(reply_to, []).append(m)
+    ordered: list[StoredMessage] = []
+    for m in messages:
+        if (m.metadata or {}).get("replyTo") in present:
+            continue
+        ordered.append(m)
+        ordered.extend(replies.get(m.id, ()))
+    return ordered
 
 
 def _as_prompt(messages: Sequence[StoredMessage]) -> list[PromptMessage]:
