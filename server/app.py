@@ -12,7 +12,10 @@ import aiohttp_cors
 import socketio
 from aiohttp import web
 
+from namespaces.agent_ws import setup_agent_chat
 from namespaces.chat import ChatNamespace
+from namespaces.counseling_ws import setup_counseling
+from namespaces.room_ws import setup_room_chat
 from server import db
 from server.ai.factory import create_llm
 from server.ai.prompts import WELFARE_CHAT_SYSTEM_PROMPT
@@ -24,6 +27,7 @@ from server.chat.sessions import ChatSessionService
 from server.chat.tools import Toolbox, welfare_tool
 from server.config import ROOT, Settings
 from server.errors import TEMPORARY_FAILURE
+from server.keys import CATALOG, CHAT, LLM_CLIENT, SETTINGS, SIO, TOOLBOX
 from server.rest.chat import add_chat_routes
 from server.rest.openapi import ApiRegistry, add_docs_routes
 from server.welfare import WelfareCatalog
@@ -32,11 +36,7 @@ log = logging.getLogger(__name__)
 
 PUBLIC_DIR = ROOT / "public"
 
-SETTINGS = web.AppKey("settings", Settings)
-SIO = web.AppKey("sio", socketio.AsyncServer)
-CHAT = web.AppKey("chat", ChatService)
 CHAT_NAMESPACE = web.AppKey("chat_namespace", ChatNamespace)
-CATALOG = web.AppKey("catalog", WelfareCatalog)
 
 
 def create_app(settings: Settings | None = None) -> web.Application:
@@ -63,6 +63,10 @@ def create_app(settings: Settings | None = None) -> web.Application:
 
     api = ApiRegistry(title="mobok conversation server", version="0.1.0")
     add_chat_routes(app, api, CHAT, started=time.time())
+    # the plain WebSocket front ends (CONTRACT §3, §4, §5), each over the same core
+    setup_agent_chat(app, api)
+    setup_room_chat(app, api)
+    setup_counseling(app, api)
     add_docs_routes(app, api)
     _allow_cors(app, settings)
     _add_pages(app, PUBLIC_DIR)
@@ -79,11 +83,14 @@ async def _chat_core(app: web.Application) -> AsyncIterator[None]:
     catalog = await asyncio.to_thread(WelfareCatalog.load, settings.welfare_catalog_path)
     app[CATALOG] = catalog
     llm = create_llm(settings)
+    toolbox = Toolbox([welfare_tool(catalog)])
+    app[LLM_CLIENT] = llm
+    app[TOOLBOX] = toolbox
     app[CHAT] = ChatService(
         sessions=ChatSessionService(settings.session_timeout_seconds),
         history=HistoryStore(),
         llm=llm,
-        toolbox=Toolbox([welfare_tool(catalog)]),
+        toolbox=toolbox,
         limiter=RateLimiter(settings.max_ai_requests_per_minute),
         system_prompt=WELFARE_CHAT_SYSTEM_PROMPT,
         max_message_length=settings.max_message_length,

@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     openai_base_url: str | None = None
     gemini_api_key: str | None = None
     gemini_model: str = "gemini-2.0-flash"
+    gemini_base_url: str | None = None  # a Gemini-API-compatible endpoint (tests use a fake)
 
     cors_origin: str = "*"
     redis_url: str | None = None
@@ -47,6 +48,9 @@ class Settings(BaseSettings):
     history_context_messages: int = Field(default=20, gt=0)
 
     welfare_catalog_path: Path | None = None
+    agents_path: Path | None = None  # §3 agents per project; None = the shipped file
+    ws_heartbeat_seconds: float = Field(default=30.0, gt=0)  # protocol pings on plain websockets
+    delta_flush_ms: float = Field(default=30.0, ge=0)  # token deltas coalesced this long
     log_level: str = "INFO"
 
     @model_validator(mode="after")

@@ -159,7 +159,7 @@ async def test_leave_then_send_is_refused(client: RecordingClient) -> None:
 
 
 async def test_get_history_limit_default_and_max(any_server: LiveServer) -> None:
-    from server.app import CHAT
+    from server.keys import CHAT
 
     c = RecordingClient()
     await c.connect(any_server.url)
@@ -251,7 +251,7 @@ async def test_events_of_one_connection_run_in_arrival_order(client: RecordingCl
 
 
 async def test_rate_limit_refuses_without_storing(any_server: LiveServer) -> None:
-    from server.app import CHAT
+    from server.keys import CHAT
 
     any_server.app[CHAT].limiter.limit = 2
     c = RecordingClient()

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from models import ChatMessage, Sender
-from server.app import CHAT
+from server.keys import CHAT
 from tests.conftest import LiveServer, make_settings, serve
 from tests.fakes.openai_server import FakeOpenAI, running_fake_openai
 from tests.sio import RecordingClient

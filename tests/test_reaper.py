@@ -9,9 +9,10 @@ from datetime import timedelta
 import pytest
 
 from models import ChatSession
-from server.app import CHAT, CHAT_NAMESPACE
+from server.app import CHAT_NAMESPACE
 from server.chat import clock
 from server.chat.reaper import reap_once
+from server.keys import CHAT
 from tests.conftest import LiveServer, make_settings, serve
 from tests.sio import RecordingClient
 

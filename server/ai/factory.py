@@ -1,27 +1,42 @@
-"""Pick the chat model provider from settings."""
+"""Pick a chat model provider from settings."""
 
 from __future__ import annotations
 
 import logging
 
 from server.ai.base import LLM
-from server.config import Settings
+from server.config import ProviderName, Settings
 
 log = logging.getLogger(__name__)
 
 
-def create_llm(settings: Settings) -> LLM:
-    if settings.provider == "openai":
+def create_llm(
+    settings: Settings, provider: ProviderName | None = None, model: str | None = None
+) -> LLM:
+    """The configured provider, or `provider`/`model` when a caller asks for a specific one
+    (an agent's own configuration). A provider without its key falls back to `local`."""
+    chosen = provider or settings.provider
+    # an OpenAI-compatible server of one's own (OPENAI_BASE_URL) may need no key
+    if chosen == "openai" and (settings.openai_api_key or settings.openai_base_url):
         from server.ai.openai import OpenAILLM
 
         return OpenAILLM(
-            api_key=settings.openai_api_key or "sk-no-key",
-            model=settings.openai_model,
+            api_key=settings.openai_api_key or "not-needed",
+            model=model or settings.openai_model,
             base_url=settings.openai_base_url,
             timeout=settings.ai_timeout_seconds,
         )
-    if settings.provider == "gemini":
-        log.warning("the gemini provider is not available yet; answering with the local one")
+    if chosen == "gemini" and settings.gemini_api_key:
+        from server.ai.gemini import GeminiLLM
+
+        return GeminiLLM(
+            api_key=settings.gemini_api_key,
+            model=model or settings.gemini_model,
+            base_url=settings.gemini_base_url,
+            timeout=settings.ai_timeout_seconds,
+        )
+    if chosen != "local":
+        log.warning("no API key for the %s provider: answering with the local one", chosen)
     from server.ai.local import LocalLLM
 
     return LocalLLM()
