@@ -16,6 +16,7 @@ from namespaces.agent_ws import setup_agent_chat
 from namespaces.chat import ChatNamespace
 from namespaces.counseling_ws import setup_counseling
 from namespaces.room_ws import setup_room_chat
+from namespaces.signaling import setup_voice
 from server import db
 from server.ai.factory import create_llm
 from server.ai.prompts import WELFARE_CHAT_SYSTEM_PROMPT
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
 
     api = ApiRegistry(title="mobok conversation server", version="0.1.0")
     add_chat_routes(app, api, CHAT, started=time.time())
+    setup_voice(app, api)  # `/signaling`, the calls REST API and the voice pipeline (§2)
     # the plain WebSocket front ends (CONTRACT §3, §4, §5), each over the same core
     setup_agent_chat(app, api)
     setup_room_chat(app, api)

@@ -33,3 +33,9 @@ class InvalidField(ChatError):
     def __init__(self, field: str) -> None:
         super().__init__(invalid_field(field))
         self.field = field
+
+
+# Plain WebSocket front ends (CONTRACT §3, §4, §5): their own wording, kept as specified.
+AGENT_NOT_FOUND = "에이전트를 찾을 수 없습니다"
+COUNSELING_MESSAGE_EMPTY = "메시지가 비어있습니다"
+COUNSELING_RATE_LIMITED = "요청이 너무 많습니다. 잠시 후 다시 시도해주세요"
