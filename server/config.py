@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     gemini_model: str = "gemini-2.0-flash"
     gemini_base_url: str | None = None  # a Gemini-API-compatible endpoint (tests use a fake)
 
+    tts_voice: Literal["alloy", "echo", "fable", "onyx", "nova", "shimmer"] = "alloy"
+    stun_server_url: str = "stun:stun.l.google.com:19302"
+    rtc_ice_loopback: bool = False  # let the AI peer offer 127.0.0.1 candidates (tests, local)
+    vad_silence_ms: int = Field(default=500, ge=100, le=5000)  # silence that ends an utterance
+
     cors_origin: str = "*"
     redis_url: str | None = None
     auth_secret: str | None = None
