@@ -1,11 +1,176 @@
-"""Plain WebSocket /v1/session/chat?sid=, multi-participant room (CONTRACT §4)."""
+"""Plain WebSocket /v1/session/chat?sid=, multi-participant room (CONTRACT §4).
+
+Every text frame is validated here, handed to the room core (`server.rooms`), and any
+failure is answered to the sender alone as `{hd: {event: 'error'}, bd: {text}}`.
+"""
 
 from __future__ import annotations
 
-from aiohttp import web
+import logging
+import re
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
-from server.rest.openapi import ApiRegistry
+import orjson
+from aiohttp import WSCloseCode, WSMsgType, web
+from pydantic import BaseModel
+
+from server.chat import clock
+from server.chat.ratelimit import RateLimiter
+from server.errors import TEMPORARY_FAILURE, ChatError, invalid_field
+from server.keys import LLM_CLIENT, SETTINGS, TOOLBOX
+from server.rest.chat import ErrorMessage
+from server.rest.openapi import ApiRegistry, Operation
+from server.rooms import LogUnavailable, RoomService, error_frame, open_room_log, parse_frame
+
+log = logging.getLogger(__name__)
+
+ROOMS = web.AppKey("rooms", RoomService)
+SID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+HISTORY_DEFAULT_LIMIT = 200
+HISTORY_MAX_LIMIT = 1000
+
+
+class RoomEntryOut(BaseModel):
+    id: str
+    participant: str
+    body: dict[str, Any]
+    createdAt: str
+
+
+class RoomHistory(BaseModel):
+    """A room's log, oldest first (the last 200 entries unless `?limit=`, at most 1000)."""
+
+    sessionId: str
+    messages: list[RoomEntryOut]
 
 
 def setup_room_chat(app: web.Application, api: ApiRegistry) -> None:
-    """Add this front end's routes and background resources to the app (not built yet)."""
+    """Add the room socket, its history route and the room core to the app."""
+    app.cleanup_ctx.append(_room_service)
+    app.on_shutdown.append(_shut_down_rooms)
+    app.router.add_get("/v1/session/chat", room_socket)
+    api.add(
+        app,
+        Operation(
+            "GET",
+            "/api/chat/history/{sid}",
+            "chat",
+            "A room's log (plain WebSocket /v1/session/chat)",
+            {200: RoomHistory, 400: ErrorMessage, 503: ErrorMessage},
+        ),
+        room_history,
+    )
+
+
+async def _room_service(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    async with open_room_log(settings.redis_url) as room_log:
+        service = RoomService(
+            room_log=room_log,
+            llm=app[LLM_CLIENT],
+            toolbox=app[TOOLBOX],
+            limiter=RateLimiter(settings.max_ai_requests_per_minute),
+            context_messages=settings.history_context_messages,
+            ai_timeout_seconds=settings.ai_timeout_seconds,
+            delta_flush_seconds=settings.delta_flush_ms / 1000,
+        )
+        app[ROOMS] = service
+        log.info("rooms ready", extra={"log": room_log.name})
+        try:
+            yield
+        finally:
+            await service.aclose()
+
+
+async def _shut_down_rooms(app: web.Application) -> None:
+    await app[ROOMS].shut_down(timeout=app[SETTINGS].ai_timeout_seconds)
+
+
+class WebSocketClient:
+    """One room socket, as the room core sees it."""
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self._ws = ws
+
+    async def send(self, frame: Mapping[str, Any]) -> None:
+        if self._ws.closed:
+            return
+        try:
+            await self._ws.send_str(orjson.dumps(frame).decode())
+        except ConnectionError:
+            pass  # gone mid-send: its own handler takes it out of the room
+
+    async def close(self) -> None:
+        await self._ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+
+
+async def room_socket(request: web.Request) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    ws = web.WebSocketResponse(heartbeat=settings.ws_heartbeat_seconds)
+    if not ws.can_prepare(request).ok:
+        return web.json_response({"message": invalid_field("websocket")}, status=400)
+    await ws.prepare(request)
+    client = WebSocketClient(ws)
+    sid = request.query.get("sid", "")
+    if not SID.fullmatch(sid):
+        # a browser cannot read an HTTP error body, but it can read this frame and the code
+        await client.send(error_frame(invalid_field("sid")))
+        await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"invalid sid")
+        return ws
+
+    rooms = request.app[ROOMS]
+    rooms.join(sid, client)
+    try:
+        async for message in ws:
+            if message.type == WSMsgType.TEXT:
+                await _handle_frame(rooms, sid, client, message.data, settings.max_message_length)
+            elif message.type == WSMsgType.BINARY:
+                await client.send(error_frame(invalid_field("payload")))
+    finally:
+        rooms.leave(sid, client)
+    return ws
+
+
+async def _handle_frame(
+    rooms: RoomService, sid: str, client: WebSocketClient, raw: str, max_length: int
+) -> None:
+    try:
+        await rooms.post(sid, parse_frame(raw, max_length), client)
+    except ChatError as exc:
+        await client.send(error_frame(exc.message))
+    except Exception:  # the socket keeps serving whatever went wrong
+        log.exception("room frame failed", extra={"sid": sid})
+        await client.send(error_frame(TEMPORARY_FAILURE))
+
+
+async def room_history(request: web.Request) -> web.Response:
+    sid = request.match_info["sid"]
+    if not SID.fullmatch(sid):
+        return web.json_response({"message": invalid_field("sid")}, status=400)
+    limit = _history_limit(request.query.get("limit"))
+    if limit is None:
+        return web.json_response({"message": invalid_field("limit")}, status=400)
+    try:
+        entries = await request.app[ROOMS].history(sid, limit)
+    except LogUnavailable as exc:
+        return web.json_response({"message": exc.message}, status=503)
+    messages = [
+        {
+            "id": e.id,
+            "participant": e.participant,
+            "body": e.body,
+            "createdAt": clock.to_iso(e.created_at),
+        }
+        for e in entries
+    ]
+    return web.json_response({"sessionId": sid, "messages": messages})
+
+
+def _history_limit(raw: str | None) -> int | None:
+    """`?limit=`: an integer of at least 1, capped at 1000; None when it is not one."""
+    if raw is None:
+        return HISTORY_DEFAULT_LIMIT
+    if not raw.isdecimal() or int(raw) < 1:
+        return None
+    return min(int(raw), HISTORY_MAX_LIMIT)
