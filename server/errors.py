@@ -22,7 +22,7 @@ def message_too_long(limit: int) -> str:
 
 
 class ChatError(Exception):
-    """A failure the client is told about with an `error { message }` event."""
+    """A failure the client is told about (`error { message }`, `ai_stream_error { error }`...)."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -39,3 +39,4 @@ class InvalidField(ChatError):
 AGENT_NOT_FOUND = "에이전트를 찾을 수 없습니다"
 COUNSELING_MESSAGE_EMPTY = "메시지가 비어있습니다"
 COUNSELING_RATE_LIMITED = "요청이 너무 많습니다. 잠시 후 다시 시도해주세요"
+COUNSELING_INVALID_SESSION = "잘못된 세션 ID입니다"

@@ -36,3 +36,6 @@ def configure_logging(level: str = "INFO") -> None:
     # the libraries log every packet at INFO
     for noisy in ("engineio.server", "socketio.server", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # SQL parameters hold whole user messages: never below INFO
+    for sql in ("tortoise", "aiosqlite", "aiomysql"):
+        logging.getLogger(sql).setLevel(max(root.level, logging.INFO))
