@@ -16,7 +16,7 @@ import pytest
 from yarl import URL
 
 from models.counseling import Conversation
-from namespaces.counseling_ws import COUNSELING, INVALID_SESSION_ID
+from namespaces.counseling_ws import COUNSELING
 from server import db
 from server.ai.base import LLMEvent, PromptMessage, ProviderError, TextDelta, ToolSpec
 from server.chat import clock
@@ -24,6 +24,7 @@ from server.counseling import EMOTIONS, Emotion, system_prompt
 from server.counseling.offline import OFFLINE_NOTE
 from server.errors import (
     AI_FAILED,
+    COUNSELING_INVALID_SESSION,
     COUNSELING_MESSAGE_EMPTY,
     COUNSELING_RATE_LIMITED,
     invalid_field,
@@ -225,7 +226,7 @@ async def test_invalid_session_ids_are_refused_cleanly(
     server: LiveServer, http: aiohttp.ClientSession, session_id: str
 ) -> None:
     async with http.ws_connect(ws_url(server, session_id)) as ws:
-        assert [await next_frame(ws)] == error(INVALID_SESSION_ID)
+        assert [await next_frame(ws)] == error(COUNSELING_INVALID_SESSION)
         closing = await ws.receive(timeout=10)
         assert closing.type is aiohttp.WSMsgType.CLOSE
         assert ws.close_code == 1008
