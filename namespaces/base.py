@@ -11,8 +11,7 @@ import socketio
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from server.chat.lanes import Lanes
-from server.db import DB_UNAVAILABLE_ERRORS
-from server.errors import TEMPORARY_FAILURE, ChatError, InvalidField
+from server.errors import InvalidField, describe_failure
 
 log = logging.getLogger(__name__)
 
@@ -35,17 +34,6 @@ def parse(model: type[PayloadT], data: Any) -> PayloadT:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "payload"
         raise InvalidField(field) from None
-
-
-def error_message(exc: BaseException) -> str:
-    """The user-facing text for any failure (§1.4)."""
-    if isinstance(exc, ChatError):
-        return exc.message
-    if isinstance(exc, DB_UNAVAILABLE_ERRORS):
-        log.warning("database unavailable: %s", exc)
-    else:
-        log.error("unexpected failure", exc_info=exc)
-    return TEMPORARY_FAILURE
 
 
 class ContractNamespace(socketio.AsyncNamespace):
@@ -82,7 +70,7 @@ class ContractNamespace(socketio.AsyncNamespace):
         if not self.server.manager.is_connected(sid, self.namespace):
             log.info("client left before its event was handled", extra={"sid": sid})
             return None
-        message = error_message(exc)
+        message = describe_failure(exc)
         await self.emit("error", {"message": message}, to=sid)
         return {"error": {"message": message}}
 

@@ -40,3 +40,21 @@ AGENT_NOT_FOUND = "에이전트를 찾을 수 없습니다"
 COUNSELING_MESSAGE_EMPTY = "메시지가 비어있습니다"
 COUNSELING_RATE_LIMITED = "요청이 너무 많습니다. 잠시 후 다시 시도해주세요"
 COUNSELING_INVALID_SESSION = "잘못된 세션 ID입니다"
+
+
+def describe_failure(exc: BaseException) -> str:
+    """What a client is told about any failure: a ChatError's own text; for anything else the
+    temporary-failure text, with the cause logged (a warning for a database outage, the
+    traceback for a bug)."""
+    import logging
+
+    from server.db import DB_UNAVAILABLE_ERRORS
+
+    if isinstance(exc, ChatError):
+        return exc.message
+    log = logging.getLogger("server.failures")
+    if isinstance(exc, DB_UNAVAILABLE_ERRORS):
+        log.warning("database unavailable: %s", exc)
+    else:
+        log.error("unexpected failure", exc_info=exc)
+    return TEMPORARY_FAILURE

@@ -35,14 +35,13 @@ from server.chat.lanes import Lanes
 from server.chat.ratelimit import RateLimiter
 from server.chat.tools import Toolbox
 from server.chat.turn import run_turn
-from server.db import DB_UNAVAILABLE_ERRORS
 from server.errors import (
     AGENT_NOT_FOUND,
     AI_FAILED,
     MESSAGE_EMPTY,
     RATE_LIMITED,
-    TEMPORARY_FAILURE,
     ChatError,
+    describe_failure,
     message_too_long,
 )
 from server.logs import preview
@@ -58,17 +57,6 @@ class ChatRequest:
     agent_name: str
     project_id: str
     images: tuple[str, ...] = ()  # accepted; not passed to the model (text-only providers)
-
-
-def failure_message(exc: BaseException) -> str:
-    """What the client is told about a failure."""
-    if isinstance(exc, ChatError):
-        return exc.message
-    if isinstance(exc, DB_UNAVAILABLE_ERRORS):
-        log.warning("database unavailable: %s", exc)
-    else:
-        log.error("unexpected failure in the agent chat", exc_info=exc)
-    return TEMPORARY_FAILURE
 
 
 class AgentChatService:
@@ -151,7 +139,7 @@ class AgentChatService:
                 try:
                     await work()
                 except Exception as exc:
-                    await self.registry.send(client_id, Failure(failure_message(exc)))
+                    await self.registry.send(client_id, Failure(describe_failure(exc)))
         finally:
             self._queued[client_id] -= 1
             if self._queued[client_id] <= 0:
@@ -218,7 +206,7 @@ class AgentChatService:
             try:
                 await self._history.add(agent, client_id, AgentRole.ASSISTANT, result.text)
             except Exception as exc:
-                await reply.fail(failure_message(exc))
+                await reply.fail(describe_failure(exc))
                 return
             await reply.end()
 
