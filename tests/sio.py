@@ -76,3 +76,13 @@ class RecordingClient:
         if reader is not None:
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
+
+
+async def joined_chat_client(url: str, user_id: str = "user-1") -> tuple[RecordingClient, str]:
+    """A `/chat` client that joined a new streaming session and has had its greeting."""
+    client = RecordingClient()
+    await client.connect(url)
+    await client.emit("join-chat", {"userId": user_id, "stream": True})
+    session_id = str((await client.next("chat-joined"))["sessionId"])
+    await client.next("ai-message")
+    return client, session_id

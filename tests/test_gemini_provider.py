@@ -17,7 +17,7 @@ from server.keys import CHAT
 from server.welfare import TOOL_DESCRIPTION, TOOL_NAME, TOOL_PARAMETERS
 from tests.conftest import LiveServer, make_settings, serve
 from tests.fakes.gemini_server import THOUGHT_SIGNATURE, FakeGemini, running_fake_gemini
-from tests.sio import RecordingClient
+from tests.sio import joined_chat_client
 
 QUESTION = "노인 복지 서비스 알려줘"
 
@@ -42,19 +42,10 @@ async def gemini_server(sqlite_url: str, fake_gemini: FakeGemini) -> AsyncIterat
         yield live
 
 
-async def joined_client(server: LiveServer) -> tuple[RecordingClient, str]:
-    c = RecordingClient()
-    await c.connect(server.url)
-    await c.emit("join-chat", {"userId": "user-1", "stream": True})
-    session_id = (await c.next("chat-joined"))["sessionId"]
-    await c.next("ai-message")
-    return c, session_id
-
-
 async def test_welfare_question_round_trips_through_gemini(
     gemini_server: LiveServer, fake_gemini: FakeGemini
 ) -> None:
-    c, session_id = await joined_client(gemini_server)
+    c, session_id = await joined_chat_client(gemini_server.url)
     store = gemini_server.app[CHAT].store
     for i in range(30):
         await store.add(session_id, Sender.USER if i % 2 == 0 else Sender.ASSISTANT, f"older {i}")
@@ -124,7 +115,7 @@ async def test_welfare_question_round_trips_through_gemini(
 async def test_provider_failure_is_reported_and_user_message_kept(
     gemini_server: LiveServer, fake_gemini: FakeGemini, failure: str
 ) -> None:
-    c, session_id = await joined_client(gemini_server)
+    c, session_id = await joined_chat_client(gemini_server.url)
     try:
         if failure == "hang":
             fake_gemini.hang = True

@@ -10,7 +10,7 @@ from models import ChatMessage, Sender
 from server.keys import CHAT
 from tests.conftest import LiveServer, make_settings, serve
 from tests.fakes.openai_server import FakeOpenAI, running_fake_openai
-from tests.sio import RecordingClient
+from tests.sio import joined_chat_client
 
 
 @pytest.fixture
@@ -33,19 +33,10 @@ async def openai_server(sqlite_url: str, fake_openai: FakeOpenAI) -> AsyncIterat
         yield live
 
 
-async def joined_client(server: LiveServer) -> tuple[RecordingClient, str]:
-    c = RecordingClient()
-    await c.connect(server.url)
-    await c.emit("join-chat", {"userId": "user-1", "stream": True})
-    session_id = (await c.next("chat-joined"))["sessionId"]
-    await c.next("ai-message")
-    return c, session_id
-
-
 async def test_tool_call_round_trip_reaches_the_client(
     openai_server: LiveServer, fake_openai: FakeOpenAI
 ) -> None:
-    c, session_id = await joined_client(openai_server)
+    c, session_id = await joined_chat_client(openai_server.url)
     store = openai_server.app[CHAT].store
     for i in range(30):
         await store.add(session_id, Sender.USER if i % 2 else Sender.ASSISTANT, f"older {i}")
@@ -82,7 +73,7 @@ async def test_tool_call_round_trip_reaches_the_client(
 async def test_second_turn_sees_the_first_in_context(
     openai_server: LiveServer, fake_openai: FakeOpenAI
 ) -> None:
-    c, session_id = await joined_client(openai_server)
+    c, session_id = await joined_chat_client(openai_server.url)
     try:
         await c.emit("send-message", {"sessionId": session_id, "message": "장애인 지원"})
         await c.emit("send-message", {"sessionId": session_id, "message": "임산부 지원"})
@@ -101,7 +92,7 @@ async def test_second_turn_sees_the_first_in_context(
 async def test_provider_failure_is_reported_and_user_message_kept(
     openai_server: LiveServer, fake_openai: FakeOpenAI, failure: str
 ) -> None:
-    c, session_id = await joined_client(openai_server)
+    c, session_id = await joined_chat_client(openai_server.url)
     try:
         if failure == "hang":
             fake_openai.hang = True
