@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -52,10 +53,15 @@ async def _create_mysql_database(url: str) -> None:
     )
     try:
         async with conn.cursor() as cur:
+            # look first: `CREATE ... IF NOT EXISTS` on an existing database raises a warning
             await cur.execute(
-                f"CREATE DATABASE IF NOT EXISTS `{name}` "
-                "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+                "SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (name,)
             )
+            if await cur.fetchone() is None:
+                await cur.execute(
+                    f"CREATE DATABASE IF NOT EXISTS `{name}` "
+                    "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+                )
     finally:
         conn.close()
 
@@ -85,8 +91,28 @@ async def init_db(url: str) -> None:
     # Handlers run in tasks that do not inherit the start-up task's context: the global
     # fallback lets every task see the initialised ORM.
     await Tortoise.init(config=config, _enable_global_fallback=True)
-    await Tortoise.generate_schemas(safe=True)
+    await _create_missing_tables()
     log.info("database ready", extra={"db": redact(url)})
+
+
+async def _create_missing_tables() -> None:
+    """Create the tables that are not there yet (an operator's NestJS database has some)."""
+    conn = connection()
+    if conn.capabilities.dialect == "mysql":
+        _, rows = await conn.execute_query(
+            "SELECT table_name AS name FROM information_schema.tables "
+            "WHERE table_schema = DATABASE()"
+        )
+    else:
+        _, rows = await conn.execute_query("SELECT name FROM sqlite_master WHERE type='table'")
+    existing = {str(r["name"]) for r in rows}
+    wanted = {m._meta.db_table for app in Tortoise.apps.values() for m in app.values()}
+    if wanted <= existing:
+        return
+    with warnings.catch_warnings():
+        # `CREATE TABLE IF NOT EXISTS` warns (a MySQL note) for each table that exists
+        warnings.simplefilter("ignore")
+        await Tortoise.generate_schemas(safe=True)
 
 
 async def close_db() -> None:
