@@ -4,11 +4,17 @@
 plain completion). With tools offered and a user message last, it calls
 `search_welfare_services` (its arguments split across chunks, as OpenAI does); with a tool
 result last, it answers from that result. Every request body is kept for assertions.
+
+Speech: `POST /v1/audio/transcriptions` (multipart, answers `{"text": fake.transcript}`) and
+`POST /v1/audio/speech` (answers a short MP3 tone), each recorded and each able to fail. A
+sentiment-classifier prompt gets `fake.sentiment_reply`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import io
 import json
 import time
 from collections.abc import AsyncIterator
@@ -16,7 +22,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+import av
+import numpy as np
+from aiohttp import BodyPartReader, web
 
 
 @dataclass
@@ -26,6 +34,13 @@ class FakeOpenAI:
     hang: bool = False  # never answer
     delay: float = 0.0
     url: str = ""
+    # speech
+    transcript: str = "노인 복지 서비스 알려줘"
+    transcriptions: list[dict[str, Any]] = field(default_factory=list)  # model, file, ...
+    speeches: list[dict[str, Any]] = field(default_factory=list)  # the JSON bodies
+    fail_transcription: int | None = None  # answer transcriptions with this HTTP status
+    fail_speech: int | None = None  # answer speech requests with this HTTP status
+    sentiment_reply: str = '{"sentiment": "positive", "score": 0.9}'
 
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
@@ -41,6 +56,8 @@ class FakeOpenAI:
             )
         messages = body["messages"]
         last = messages[-1]
+        if "sentiment classifier" in str(messages[0].get("content", "")):
+            return await self._stream(request, body, text=self.sentiment_reply)
         if body.get("tools") and last["role"] == "user":
             arguments = json.dumps({"query": last["content"], "limit": 3}, ensure_ascii=False)
             return await self._stream(request, body, tool_arguments=arguments)
@@ -85,7 +102,9 @@ class FakeOpenAI:
                 }
             )
             chunks.append({"index": 0, "function": {"arguments": tool_arguments[half:]}})
-            deltas = [{"role": "assistant", "tool_calls": [c]} for c in chunks]
+            deltas: list[dict[str, Any]] = [
+                {"role": "assistant", "tool_calls": [c]} for c in chunks
+            ]
             finish = "tool_calls"
         else:
             pieces = [text[i : i + 7] for i in range(0, len(text), 7)]
@@ -111,12 +130,58 @@ class FakeOpenAI:
         await response.write_eof()
         return response
 
+    async def audio_transcriptions(self, request: web.Request) -> web.Response:
+        record: dict[str, Any] = {}
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            assert isinstance(part, BodyPartReader)
+            data = await part.read(decode=True)
+            if part.name == "file":
+                record["file"] = bytes(data)
+                record["filename"] = part.filename
+            elif part.name is not None:
+                record[part.name] = data.decode()
+        self.transcriptions.append(record)
+        if self.fail_transcription is not None:
+            return _failure(self.fail_transcription)
+        return web.json_response({"text": self.transcript})
+
+    async def audio_speech(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.speeches.append(body)
+        if self.fail_speech is not None:
+            return _failure(self.fail_speech)
+        return web.Response(body=tone_mp3(), content_type="audio/mpeg")
+
+
+def _failure(status: int) -> web.Response:
+    return web.json_response(
+        {"error": {"message": "fake failure", "type": "server_error"}}, status=status
+    )
+
+
+@functools.cache
+def tone_mp3(seconds: float = 0.5, rate: int = 24000, hz: float = 440.0) -> bytes:
+    """A short sine tone, MP3-encoded: what the fake `audio/speech` says."""
+    out = io.BytesIO()
+    with av.open(out, "w", format="mp3") as container:
+        stream = container.add_stream("libmp3lame", rate=rate, layout="mono")
+        t = np.arange(int(seconds * rate)) / rate
+        pcm = (np.sin(2 * np.pi * hz * t) * 8000).astype(np.int16).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+        frame.sample_rate = rate
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    return out.getvalue()
+
 
 @asynccontextmanager
 async def running_fake_openai() -> AsyncIterator[FakeOpenAI]:
     fake = FakeOpenAI()
     app = web.Application()
     app.router.add_post("/v1/chat/completions", fake.chat_completions)
+    app.router.add_post("/v1/audio/transcriptions", fake.audio_transcriptions)
+    app.router.add_post("/v1/audio/speech", fake.audio_speech)
     runner = web.AppRunner(app, shutdown_timeout=0.5)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

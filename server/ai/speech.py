@@ -1,0 +1,64 @@
+"""The speech interfaces: speech-to-text and text-to-speech, and picking them from settings.
+
+Like the chat models (`server.ai.base`), every provider implements one small interface:
+`openai` (whisper-1, tts-1) and `local` (offline: pocketsphinx, espeak-ng).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:  # kept light: the offline recognizer's worker process imports this module
+    from server.config import Settings
+
+
+class STT(Protocol):
+    name: str
+
+    async def transcribe(self, audio: bytes, *, filename: str = "audio.wav") -> str:
+        """The text spoken in `audio` (any container PyAV/the provider reads: wav, webm,
+        mp3, ogg); `filename` tells the provider the format. '' when nothing was said."""
+        ...
+
+
+class TTS(Protocol):
+    name: str
+    format: str  # 'mp3' (openai) or 'wav' (local)
+
+    async def synthesize(self, text: str) -> bytes:
+        """`text` spoken, as one complete audio file in `format`."""
+        ...
+
+
+class SpeechError(Exception):
+    """Speech-to-text or text-to-speech failed, or is unavailable (espeak-ng missing)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Speech:
+    stt: STT
+    tts: TTS
+
+    async def aclose(self) -> None:
+        for part in (self.stt, self.tts):
+            close = getattr(part, "aclose", None)
+            if close is not None:
+                await close()
+
+
+def create_speech(settings: Settings) -> Speech:
+    """OpenAI speech when the `openai` provider is usable (a key or an own base URL), else
+    the offline pair. Gemini has no speech API here: it gets the offline pair too."""
+    if settings.provider == "openai" and (settings.openai_api_key or settings.openai_base_url):
+        from server.ai.openai.stt import OpenAISTT
+        from server.ai.openai.tts import OpenAITTS
+
+        return Speech(
+            OpenAISTT(settings),
+            OpenAITTS(settings, voice=settings.tts_voice),
+        )
+    from server.ai.local.stt import PocketsphinxSTT
+    from server.ai.local.tts import EspeakTTS
+
+    return Speech(PocketsphinxSTT(), EspeakTTS())

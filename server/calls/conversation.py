@@ -1,0 +1,142 @@
+"""The spoken conversation of a call: transcript in, reply out, both stored.
+
+Transcripts and replies are `chat_messages` rows of the call's session with message_type
+AUDIO and the call id in their metadata, so the model's context is the call's own history
+(the last N turns, from the database: any instance can serve any call).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from models import MessageType, Sender
+from server.ai.base import LLM, PromptMessage
+from server.calls.errors import NothingHeard
+from server.calls.prompts import CALL_GREETING, PHONE_COUNSELOR_SYSTEM_PROMPT
+from server.calls.sentences import SentenceSplitter
+from server.chat.history import HistoryStore, StoredMessage
+from server.chat.lanes import Lanes
+from server.chat.service import conversation_order
+from server.chat.tools import Toolbox
+from server.chat.turn import run_turn
+from server.errors import AI_FAILED, ChatError
+from server.logs import preview
+
+log = logging.getLogger(__name__)
+
+SentenceSink = Callable[[str], Awaitable[None]]
+_ROLES = {"user": "user", "assistant": "assistant", "system": "system"}
+
+
+class VoiceConversation:
+    def __init__(
+        self,
+        *,
+        llm: LLM,
+        toolbox: Toolbox,
+        history: HistoryStore,
+        context_messages: int,
+        ai_timeout_seconds: float,
+        system_prompt: str = PHONE_COUNSELOR_SYSTEM_PROMPT,
+    ) -> None:
+        self.llm = llm
+        self.toolbox = toolbox
+        self.history = history
+        self.context_messages = context_messages
+        self.ai_timeout = ai_timeout_seconds
+        self.system_prompt = system_prompt
+        self._turns = Lanes()  # one call's utterances are answered one at a time, in order
+
+    async def greet(self, session_id: str, call_id: str) -> str:
+        """Store the greeting as the assistant's first words in the call; return its text."""
+        await self.history.add(
+            session_id,
+            Sender.ASSISTANT,
+            CALL_GREETING,
+            message_type=MessageType.AUDIO,
+            metadata={"callId": call_id},
+        )
+        return CALL_GREETING
+
+    async def respond(
+        self,
+        session_id: str,
+        call_id: str,
+        transcript: str,
+        on_sentence: SentenceSink | None = None,
+        *,
+        system_prompt: str | None = None,
+    ) -> str:
+        """Store the caller's words, answer them and store the answer; return its text.
+
+        `on_sentence` gets each complete sentence while the model streams, so speech can
+        start on the first one; keep it quick (queue the work). Its failures are logged and
+        do not stop the reply. The model's failure is `ChatError(AI_FAILED)`; the transcript
+        stays stored.
+        """
+        transcript = transcript.strip()
+        if not transcript:
+            raise NothingHeard()
+        async with self._turns.lane(session_id):
+            asked = await self.history.add(
+                session_id,
+                Sender.USER,
+                transcript,
+                message_type=MessageType.AUDIO,
+                metadata={"callId": call_id},
+            )
+            log.info("caller said", extra={"call": call_id, "text": preview(transcript)})
+            context = await self._context(session_id, system_prompt or self.system_prompt)
+            splitter = SentenceSplitter()
+
+            async def on_delta(delta: str) -> None:
+                for sentence in splitter.feed(delta):
+                    await _speak(on_sentence, sentence, call_id)
+
+            try:
+                async with asyncio.timeout(self.ai_timeout):
+                    result = await run_turn(self.llm, self.toolbox, context, on_delta)
+            except Exception as exc:
+                log.warning(
+                    "voice turn failed",
+                    extra={"call": call_id, "provider": self.llm.name},
+                    exc_info=exc,
+                )
+                raise ChatError(AI_FAILED) from exc
+            for sentence in splitter.flush():
+                await _speak(on_sentence, sentence, call_id)
+            metadata: dict[str, Any] = {"callId": call_id, "replyTo": asked.id}
+            if result.tools_used:
+                metadata["tools"] = result.tools_used
+            await self.history.add(
+                session_id,
+                Sender.ASSISTANT,
+                result.text,
+                message_type=MessageType.AUDIO,
+                metadata=metadata,
+            )
+            return result.text
+
+    async def _context(self, session_id: str, system_prompt: str) -> list[PromptMessage]:
+        """The system prompt and the call's last N messages, the caller's newest last."""
+        recent = await self.history.recent(session_id, self.context_messages)
+        return [
+            PromptMessage("system", system_prompt),
+            *map(_as_prompt, conversation_order(recent)),
+        ]
+
+
+def _as_prompt(message: StoredMessage) -> PromptMessage:
+    return PromptMessage(_ROLES.get(message.sender, "user"), message.content)  # type: ignore[arg-type]
+
+
+async def _speak(sink: SentenceSink | None, sentence: str, call_id: str) -> None:
+    if sink is None:
+        return
+    try:
+        await sink(sentence)
+    except Exception:
+        log.exception("sentence sink failed", extra={"call": call_id})
