@@ -1,12 +1,202 @@
-"""Socket.IO `/signaling`: WebRTC voice calls with the AI as a peer (CONTRACT §2)."""
+"""Socket.IO `/signaling`: WebRTC voice calls with the AI as a peer (CONTRACT §2).
+
+Peers of a call join its session; `answer` and `ice-candidate` are relayed between them;
+an `offer` is answered by the server's AI peer (`server.voice`), which also takes the
+caller's ICE candidates. Leaving or dropping closes the caller's AI peer and ends the call.
+"""
 
 from __future__ import annotations
 
-from aiohttp import web
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Literal
 
+from aiohttp import web
+from pydantic import Field
+
+from namespaces.base import ContractNamespace, Payload, parse
+from server.calls.errors import CallNotFound
+from server.calls.keys import CALLS, SPEECH, VOICE_CONVERSATION
+from server.errors import InvalidField
+from server.keys import SETTINGS, SIO
+from server.rest.calls import add_call_routes
 from server.rest.openapi import ApiRegistry
+from server.voice.call import VoiceDeps
+from server.voice.keys import VOICE_CALLS
+from server.voice.peer import BadCandidate, BadOffer, parse_candidate
+from server.voice.registry import AICalls
+from server.voice.settings import VoiceSettings
+
+AI_PEER_ID = "ai-server"
+Id = Field(min_length=1, max_length=255)
+
+
+class JoinSession(Payload):
+    sessionId: str = Id
+    peerId: str = Id
+    callId: str | None = Field(default=None, min_length=1, max_length=36)
+
+
+class PeerRef(Payload):
+    sessionId: str = Id
+    peerId: str = Id
+
+
+class SessionDescription(Payload):
+    type: Literal["offer", "answer"]
+    sdp: str = Field(min_length=1, max_length=100_000)
+
+
+class Offer(PeerRef):
+    offer: SessionDescription
+
+
+class Answer(PeerRef):
+    answer: SessionDescription
+
+
+class CandidateInit(Payload):
+    """The browser's `RTCIceCandidate` JSON; an empty `candidate` is end of candidates."""
+
+    candidate: str = Field(default="", max_length=1000)
+    sdpMid: str | None = Field(default=None, max_length=64)
+    sdpMLineIndex: int | None = Field(default=None, ge=0, le=1000)
+    usernameFragment: str | None = Field(default=None, max_length=256)
+
+
+class IceCandidate(PeerRef):
+    candidate: CandidateInit | None = None
+
+
+def room(session_id: str) -> str:
+    return f"signaling:{session_id}"
+
+
+class SignalingNamespace(ContractNamespace):
+    def __init__(self, ai_calls: Callable[[], AICalls], namespace: str = "/signaling") -> None:
+        super().__init__(namespace)
+        self._ai_calls = ai_calls
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        await self.save_session(sid, {"joined": {}})  # sessionId -> (peerId, callId)
+
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        joined: dict[str, tuple[str, str]] = (await self.get_session(sid)).get("joined", {})
+        for session_id, (peer_id, _) in list(joined.items()):
+            await self.emit("peer-disconnected", {"peerId": peer_id}, room=room(session_id))
+            await self._ai_calls().hang_up_peer(session_id, peer_id)
+
+    async def on_join_session(self, sid: str, data: Any) -> dict[str, Any]:
+        req = parse(JoinSession, data)
+        call = await self._ai_calls().call_to_join(req.sessionId, req.callId)
+        joined = (await self.get_session(sid))["joined"]
+        joined[req.sessionId] = (req.peerId, call.id)
+        await self.enter_room(sid, room(req.sessionId))
+        reply = {"sessionId": req.sessionId, "peerId": req.peerId}
+        await self.emit("joined-session", reply, to=sid)
+        await self.emit(
+            "peer-joined", {"peerId": req.peerId}, room=room(req.sessionId), skip_sid=sid
+        )
+        return reply
+
+    async def on_offer(self, sid: str, data: Any) -> dict[str, Any]:
+        req = parse(Offer, data)
+        call_id = await self._member(sid, req)
+        if req.offer.type != "offer":
+            raise InvalidField("offer.type")
+
+        async def to_caller(event: str, payload: dict[str, Any]) -> None:
+            await self.emit(event, payload, to=sid)
+
+        try:
+            sdp = await self._ai_calls().offer(
+                call_id=call_id,
+                session_id=req.sessionId,
+                peer_id=req.peerId,
+                sdp=req.offer.sdp,
+                emit=to_caller,
+            )
+        except BadOffer:
+            raise InvalidField("offer.sdp") from None
+        reply = {"peerId": AI_PEER_ID, "answer": {"type": "answer", "sdp": sdp}}
+        await self.emit("answer", reply, to=sid)
+        return reply
+
+    async def on_answer(self, sid: str, data: Any) -> dict[str, Any]:
+        req = parse(Answer, data)
+        await self._member(sid, req)
+        if req.answer.type != "answer":
+            raise InvalidField("answer.type")
+        relayed = {"peerId": req.peerId, "answer": req.answer.model_dump()}
+        await self.emit("answer", relayed, room=room(req.sessionId), skip_sid=sid)
+        return {"sessionId": req.sessionId, "peerId": req.peerId}
+
+    async def on_ice_candidate(self, sid: str, data: Any) -> dict[str, Any]:
+        req = parse(IceCandidate, data)
+        await self._member(sid, req)
+        init = req.candidate
+        try:
+            candidate = (
+                None
+                if init is None
+                else parse_candidate(init.candidate, init.sdpMid, init.sdpMLineIndex)
+            )
+        except BadCandidate:
+            raise InvalidField("candidate") from None
+        await self._ai_calls().candidate(req.sessionId, req.peerId, candidate)
+        relayed = {
+            "peerId": req.peerId,
+            "candidate": None if init is None else init.model_dump(exclude_none=True),
+        }
+        await self.emit("ice-candidate", relayed, room=room(req.sessionId), skip_sid=sid)
+        return {"sessionId": req.sessionId, "peerId": req.peerId}
+
+    async def on_leave_session(self, sid: str, data: Any) -> dict[str, Any]:
+        req = parse(PeerRef, data)
+        joined = (await self.get_session(sid))["joined"]
+        reply = {"sessionId": req.sessionId, "peerId": req.peerId}
+        if joined.pop(req.sessionId, None) is None:
+            return reply  # idempotent: leaving twice is not an error
+        await self.leave_room(sid, room(req.sessionId))
+        await self.emit("peer-left", {"peerId": req.peerId}, room=room(req.sessionId))
+        await self._ai_calls().hang_up_peer(req.sessionId, req.peerId)
+        return reply
+
+    async def _member(self, sid: str, req: PeerRef) -> str:
+        """The call id of `req.sessionId`, which this socket must have joined as `peerId`."""
+        joined = (await self.get_session(sid))["joined"]
+        if req.sessionId not in joined:
+            raise CallNotFound()
+        peer_id, call_id = joined[req.sessionId]
+        if req.peerId != peer_id:
+            raise InvalidField("peerId")
+        return call_id
 
 
 def setup_voice(app: web.Application, api: ApiRegistry) -> None:
-    """Add the `/signaling` namespace, the calls REST routes and the voice resources
-    (not built yet)."""
+    """The calls REST routes, the `/signaling` namespace and the live AI peers."""
+    add_call_routes(app, api)  # its cleanup_ctx sets CALLS, SPEECH, VOICE_CONVERSATION
+    app[SIO].register_namespace(SignalingNamespace(lambda: app[VOICE_CALLS]))
+    app.cleanup_ctx.append(_ai_calls)
+
+
+async def _ai_calls(app: web.Application) -> AsyncIterator[None]:
+    speech = app[SPEECH]
+    ai_calls = AICalls(
+        VoiceDeps(
+            calls=app[CALLS],
+            stt=speech.stt,
+            tts=speech.tts,
+            conversation=app[VOICE_CONVERSATION],
+            settings=VoiceSettings.from_settings(app[SETTINGS]),
+        )
+    )
+
+    async def close_peers(call: Any) -> None:  # the call ended, whoever ended it
+        await ai_calls.hang_up_call(call.id)
+
+    app[CALLS].add_end_listener(close_peers)
+    app[VOICE_CALLS] = ai_calls
+    try:
+        yield
+    finally:
+        await ai_calls.close_all()

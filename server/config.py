@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     stun_server_url: str = "stun:stun.l.google.com:19302"
     rtc_ice_loopback: bool = False  # let the AI peer offer 127.0.0.1 candidates (tests, local)
     vad_silence_ms: int = Field(default=500, ge=100, le=5000)  # silence that ends an utterance
+    vad_min_speech_ms: int = Field(default=200, ge=0)  # shorter bursts are not utterances
+    vad_aggressiveness: int = Field(default=2, ge=0, le=3)  # webrtcvad mode
+    voice_greeting_delay_ms: int = Field(default=2000, ge=0)  # media connected -> greeting
 
     cors_origin: str = "*"
     redis_url: str | None = None

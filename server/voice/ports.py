@@ -1,0 +1,54 @@
+"""What the voice pipeline needs from the rest of the server, as structural types.
+
+The implementations live elsewhere (`server.ai.speech` for STT/TTS,
+`server.calls.conversation.VoiceConversation` for the model turn and storage); keeping the
+pipeline on these small shapes lets its tests run it on fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+SentenceSink = Callable[[str], Awaitable[None]]
+Emit = Callable[[str, dict[str, Any]], Awaitable[None]]  # (event, payload) to the caller
+
+
+class Transcriber(Protocol):
+    name: str
+
+    async def transcribe(self, audio: bytes, *, filename: str = "audio.wav") -> str: ...
+
+
+class Synthesizer(Protocol):
+    name: str
+    format: str  # the container `synthesize` returns: 'mp3', 'wav'
+
+    async def synthesize(self, text: str) -> bytes: ...
+
+
+class Conversation(Protocol):
+    async def respond(
+        self,
+        session_id: str,
+        call_id: str,
+        transcript: str,
+        on_sentence: SentenceSink | None = None,
+    ) -> str: ...
+
+    async def greet(self, session_id: str, call_id: str) -> str: ...
+
+
+class CallStates(Protocol):
+    """The calls and their status machine (`server.calls.service.CallService`); lookups
+    raise `CallNotFound`."""
+
+    async def get(self, call_id: str) -> Any: ...
+
+    async def by_session(self, session_id: str) -> Any: ...
+
+    async def connect(self, call_id: str) -> Any: ...  # -> CONNECTING; idempotent
+
+    async def media_flowing(self, call_id: str) -> Any: ...  # -> IN_PROGRESS; idempotent
+
+    async def hang_up(self, call_id: str) -> Any: ...  # -> ENDED, or FAILED before media

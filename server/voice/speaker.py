@@ -1,0 +1,96 @@
+"""Text the AI says -> TTS -> the outgoing track and an `ai-audio-response` event.
+
+Lines are spoken one at a time, in the order they were queued: the model streams sentence
+by sentence, and the first sentence plays while the next ones are still being written and
+synthesized.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from server.ai.audio import decode_to_pcm
+from server.chat import clock
+from server.voice.latency import TurnTimings
+from server.voice.outbound import SAMPLE_RATE, SpeakerTrack
+from server.voice.ports import Emit, Synthesizer
+
+log = logging.getLogger(__name__)
+
+SYNTHESIS_GRACE_SECONDS = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    text: str
+    transcript: str | None = None  # what the caller said, for replies
+    timings: TurnTimings | None = None  # set on the first line of a reply
+
+
+class Speaker:
+    def __init__(
+        self,
+        tts: Synthesizer,
+        track: SpeakerTrack,
+        emit: Emit,
+        on_error: Callable[[BaseException], Awaitable[None]],
+    ) -> None:
+        self._tts = tts
+        self._track = track
+        self._emit = emit
+        self._on_error = on_error
+        self._lines: asyncio.Queue[Line] = asyncio.Queue()
+        self._synthesis: asyncio.Future[bytes] | None = None
+        self._task = asyncio.create_task(self._run())
+
+    def say(self, line: Line) -> None:
+        if line.text.strip():
+            self._lines.put_nowait(line)
+
+    async def finished(self) -> None:
+        """Every queued line has been synthesized and queued on the track."""
+        await self._lines.join()
+
+    async def close(self) -> None:
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        # A synthesis cut off mid-way can leave its subprocess (espeak-ng) and pipes behind:
+        # let it finish briefly, cancel it only if it hangs.
+        if self._synthesis is not None and not self._synthesis.done():
+            await asyncio.wait({self._synthesis}, timeout=SYNTHESIS_GRACE_SECONDS)
+            self._synthesis.cancel()
+            await asyncio.gather(self._synthesis, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            line = await self._lines.get()
+            try:
+                await self._speak(line)
+            except Exception as exc:
+                # one sentence that fails to synthesize must not silence the rest
+                await self._on_error(exc)
+            finally:
+                self._lines.task_done()
+
+    async def _speak(self, line: Line) -> None:
+        self._synthesis = asyncio.ensure_future(self._tts.synthesize(line.text))
+        audio = await asyncio.shield(self._synthesis)
+        timings = line.timings
+        if timings is not None:
+            timings.mark("tts_first_audio", time.monotonic())
+        pcm = await asyncio.to_thread(decode_to_pcm, audio, SAMPLE_RATE)
+        self._track.play(pcm, on_start=timings.audio_out if timings else None)
+        payload = {
+            "audioData": base64.b64encode(audio).decode("ascii"),
+            "timestamp": clock.to_ms(clock.now()),
+            "format": self._tts.format,
+            "text": line.text,
+        }
+        if line.transcript is not None:
+            payload["transcript"] = line.transcript
+        await self._emit("ai-audio-response", payload)

@@ -1,0 +1,227 @@
+"""The voice pipeline (CONTRACT §2): a Python WebRTC caller talks to the AI over loopback.
+
+Media never leaves 127.0.0.1: the AI peer runs with RTC_ICE_LOOPBACK=1, the caller gathers
+on 127.0.0.1 only, and neither side has a STUN server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import wave
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+from models import ChatMessage
+from models.calls import Call
+from server.calls.keys import CALLS
+from server.calls.prompts import CALL_GREETING
+from server.voice.keys import VOICE_CALLS
+from server.voice.outbound import SAMPLE_RATE, SpeakerTrack
+from server.voice.peer import LOOPBACK, AIPeer, host_addresses
+from server.voice.turns import TurnDetector
+from tests.conftest import LiveServer, make_settings, require, serve
+from tests.fakes.openai_server import FakeOpenAI, running_fake_openai, tone_mp3
+from tests.sio import RecordingClient
+from tests.voice_client import KEYWORDS, Caller, espeak_available, eventually, spoken_wav
+
+SPEECH_FRAME = b"\x01\x00" * 320  # 20 ms at 16 kHz (the detector only sees the VAD flag)
+
+
+def test_turn_ends_after_the_configured_silence() -> None:
+    turns = TurnDetector(silence_ms=500, min_speech_ms=200)
+    now = 0.0
+    assert turns.feed(SPEECH_FRAME, False, now) is None  # pre-roll
+    for _ in range(30):  # 600 ms of speech
+        now += 0.02
+        assert turns.feed(SPEECH_FRAME, True, now) is None
+    last_speech = now
+    silence = [turns.feed(SPEECH_FRAME, False, now := now + 0.02) for _ in range(25)]
+    assert silence[:24] == [None] * 24  # 25 x 20 ms = 500 ms
+    ended = silence[24]
+    assert ended is not None
+    assert ended.speech_ended_at == last_speech and ended.detected_at == now
+    assert len(ended.pcm) == (1 + 30 + 25) * len(SPEECH_FRAME)  # pre-roll kept
+
+
+def test_short_bursts_are_not_utterances() -> None:
+    turns = TurnDetector(silence_ms=100, min_speech_ms=200)
+    results = [turns.feed(SPEECH_FRAME, True, 0.0) for _ in range(5)]  # 100 ms: a click
+    results += [turns.feed(SPEECH_FRAME, False, 0.0) for _ in range(10)]
+    assert results == [None] * 15
+    assert not turns.in_speech
+
+
+async def test_ai_peer_plays_paced_audio_to_a_loopback_caller() -> None:
+    speaker = SpeakerTrack()
+    ai = AIPeer(speaker, loopback=True)
+    caller = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    caller.addTrack(SpeakerTrack())
+    heard: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+    @caller.on("track")
+    def on_track(track: Any) -> None:
+        if not heard.done():
+            heard.set_result(track)
+
+    try:
+        with host_addresses([LOOPBACK]):
+            await caller.setLocalDescription(await caller.createOffer())
+        answer = await ai.answer(caller.localDescription.sdp)
+        candidates = [line for line in answer.splitlines() if line.startswith("a=candidate:")]
+        assert candidates and all(f" {LOOPBACK} " in line for line in candidates)
+        await caller.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        track = await asyncio.wait_for(heard, 5)
+        assert (await asyncio.wait_for(ai.incoming, 5)).kind == "audio"
+        seconds = np.arange(SAMPLE_RATE // 2) / SAMPLE_RATE
+        tone = (np.sin(2 * np.pi * 440 * seconds) * 8000).astype(np.int16).tobytes()
+        played = speaker.play(tone)
+        loud = 0
+        for _ in range(200):
+            frame = await asyncio.wait_for(track.recv(), 5)
+            if np.abs(frame.to_ndarray()).max() > 1000:
+                loud += 1
+            if loud >= 10:
+                break
+        assert loud >= 10
+        await asyncio.wait_for(played.finished, 5)
+    finally:
+        await ai.close()
+        await caller.close()
+        speaker.stop()
+
+
+@pytest.fixture
+async def voice_server(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[LiveServer]:
+    require(espeak_available(), "espeak-ng is not installed")
+    monkeypatch.setenv("RTC_ICE_LOOPBACK", "1")
+    monkeypatch.setenv("VOICE_GREETING_DELAY_MS", "200")
+    async with serve(make_settings(sqlite_url)) as live:
+        yield live
+
+
+async def place_call(live: LiveServer) -> Call:
+    return await live.app[CALLS].create("010-1234-5678")
+
+
+async def connect_caller(live: LiveServer, call: Call) -> tuple[RecordingClient, Caller]:
+    signaling = RecordingClient("/signaling")
+    await signaling.connect(live.url)
+    await signaling.call(
+        "join-session", {"sessionId": call.session_id, "peerId": "caller", "callId": call.id}
+    )
+    caller = Caller()
+    await signaling.emit(
+        "offer", {"sessionId": call.session_id, "peerId": "caller", "offer": await caller.offer()}
+    )
+    answered = await signaling.next("answer", timeout=10)
+    assert answered["peerId"] == "ai-server"
+    assert set(answered["answer"]) == {"type", "sdp"} and answered["answer"]["type"] == "answer"
+    await caller.accept(answered["answer"])
+    return signaling, caller
+
+
+def wav_seconds(data: bytes) -> float:
+    with wave.open(io.BytesIO(data)) as wav:
+        return wav.getnframes() / wav.getframerate()
+
+
+async def test_offline_call_greets_hears_and_answers_by_voice(voice_server: LiveServer) -> None:
+    call = await place_call(voice_server)
+    signaling, caller = await connect_caller(voice_server, call)
+    try:
+        greeting = await signaling.next("ai-audio-response", timeout=20)
+        assert greeting["text"] == CALL_GREETING and greeting["format"] == "wav"
+        assert isinstance(greeting["timestamp"], int)
+        assert wav_seconds(base64.b64decode(greeting["audioData"])) > 1
+        await caller.sound()
+        assert (await Call.get(id=call.id)).status == "IN_PROGRESS"
+
+        await caller.say(spoken_wav())
+        reply = await signaling.next("ai-audio-response", timeout=60)
+        transcript = reply["transcript"].lower()
+        assert any(word in transcript for word in KEYWORDS), transcript
+        assert reply["text"] and base64.b64decode(reply["audioData"])[:4] == b"RIFF"
+        caller.quiet()
+        await caller.sound()
+
+        rows = await ChatMessage.filter(session_id=call.session_id).order_by("created_at")
+        assert [(r.sender, r.message_type) for r in rows[:3]] == [
+            ("assistant", "AUDIO"),
+            ("user", "AUDIO"),
+            ("assistant", "AUDIO"),
+        ]
+        assert rows[0].content == CALL_GREETING and rows[1].content == reply["transcript"]
+        assert all(r.metadata and r.metadata["callId"] == call.id for r in rows)
+        turns = voice_server.app[VOICE_CALLS].of_call(call.id)[0].pipeline.turns
+        await eventually(lambda: bool(turns) and turns[0].total is not None)
+        assert turns[0].total is not None and turns[0].total > 0
+
+        await signaling.call("leave-session", {"sessionId": call.session_id, "peerId": "caller"})
+        ended = await Call.get(id=call.id)
+        assert ended.status == "ENDED" and ended.duration is not None
+        assert len(voice_server.app[VOICE_CALLS]) == 0
+    finally:
+        await caller.close()
+        await signaling.close()
+
+
+@pytest.fixture
+async def fake_openai() -> AsyncIterator[FakeOpenAI]:
+    async with running_fake_openai() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def openai_voice_server(
+    sqlite_url: str, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[LiveServer]:
+    require(espeak_available(), "espeak-ng is not installed")
+    monkeypatch.setenv("RTC_ICE_LOOPBACK", "1")
+    monkeypatch.setenv("VOICE_GREETING_DELAY_MS", "200")
+    monkeypatch.setenv("TTS_VOICE", "nova")
+    settings = make_settings(
+        sqlite_url,
+        ai_provider="openai",
+        openai_api_key="test-key",
+        openai_base_url=fake_openai.url,
+    )
+    async with serve(settings) as live:
+        yield live
+
+
+async def test_openai_call_uses_whisper_the_welfare_tool_and_tts(
+    openai_voice_server: LiveServer, fake_openai: FakeOpenAI
+) -> None:
+    call = await place_call(openai_voice_server)
+    signaling, caller = await connect_caller(openai_voice_server, call)
+    try:
+        greeting = await signaling.next("ai-audio-response", timeout=20)
+        assert greeting["text"] == CALL_GREETING and greeting["format"] == "mp3"
+        assert base64.b64decode(greeting["audioData"]) == tone_mp3()
+        await caller.sound()
+
+        await caller.say(spoken_wav())
+        reply = await signaling.next("ai-audio-response", timeout=60)
+        assert reply["transcript"] == fake_openai.transcript and reply["format"] == "mp3"
+        assert fake_openai.transcriptions[0]["model"] == "whisper-1"
+        assert fake_openai.transcriptions[0]["file"][:4] == b"RIFF"  # the utterance as WAV
+        chat = fake_openai.requests[0]
+        assert [t["function"]["name"] for t in chat["tools"]] == ["search_welfare_services"]
+        assert chat["messages"][-1] == {"role": "user", "content": fake_openai.transcript}
+        assert any(m["role"] == "tool" for m in fake_openai.requests[1]["messages"])
+        spoken = [(s["model"], s["voice"], s["input"]) for s in fake_openai.speeches]
+        assert spoken[0] == ("tts-1", "nova", CALL_GREETING)
+        assert spoken[1][2] == reply["text"]
+        caller.quiet()
+        await caller.sound()
+    finally:
+        await caller.close()
+        await signaling.close()

@@ -1,0 +1,111 @@
+"""A caller in Python for the voice tests: an aiortc peer on 127.0.0.1 that speaks from a
+PCM buffer and counts the sound it hears back."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import shutil
+import subprocess
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+from av.audio.frame import AudioFrame
+
+from server.ai.audio import decode_to_pcm
+from server.voice.outbound import SAMPLE_RATE, SpeakerTrack
+from server.voice.peer import LOOPBACK, host_addresses
+
+# pocketsphinx's bundled English model recognizes this espeak-ng voice and sentence well
+UTTERANCE = "I want to know about services for senior citizens"
+KEYWORDS = ("senior", "citizens", "services")
+LOUD = 500  # peak sample value of a frame that carries sound rather than silence
+
+
+def espeak_available() -> bool:
+    return shutil.which("espeak-ng") is not None
+
+
+def spoken_wav(text: str = UTTERANCE) -> bytes:
+    """`text` spoken in English by espeak-ng, as a WAV file."""
+    result = subprocess.run(
+        ["espeak-ng", "-v", "en-us+f2", "-s", "150", "--stdout", text],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    return result.stdout
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 20) -> None:
+    """Wait until `check()` (or the awaitable it returns) is true: for state that changes
+    without an event to wait on (a status in the database, a peer's state)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            result = check()
+            if inspect.isawaitable(result):
+                result = await result
+            if result:
+                return
+            await asyncio.sleep(0.02)
+
+
+class Caller:
+    def __init__(self) -> None:
+        # no STUN server: nothing but 127.0.0.1 is ever contacted
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.mic = SpeakerTrack()
+        self.pc.addTrack(self.mic)
+        self.frames_heard = 0
+        self.loud_frames = 0
+        self._sound = asyncio.Event()
+        self._reader: asyncio.Task[None] | None = None
+        self.pc.on("track", self._on_track)
+
+    async def offer(self) -> dict[str, str]:
+        offer = await self.pc.createOffer()
+        with host_addresses([LOOPBACK]):
+            await self.pc.setLocalDescription(offer)
+        return {"type": "offer", "sdp": self.pc.localDescription.sdp}
+
+    async def accept(self, answer: dict[str, Any]) -> None:
+        await self.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
+
+    def say(self, wav: bytes) -> asyncio.Future[None]:
+        """Play a WAV into the call; the future is done once it has been sent."""
+        return self.mic.play(decode_to_pcm(wav, SAMPLE_RATE)).finished
+
+    async def sound(self, timeout: float = 20) -> None:
+        """Wait until frames with sound in them arrive on the AI's track."""
+        await asyncio.wait_for(self._sound.wait(), timeout)
+
+    def quiet(self) -> None:
+        """Forget the sound heard so far."""
+        self._sound.clear()
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        if track.kind == "audio" and self._reader is None:
+            self._reader = asyncio.create_task(self._listen(track))
+
+    async def _listen(self, track: MediaStreamTrack) -> None:
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            if not isinstance(frame, AudioFrame):
+                continue
+            self.frames_heard += 1
+            if int(np.abs(frame.to_ndarray()).max()) > LOUD:
+                self.loud_frames += 1
+                self._sound.set()
+
+    async def close(self) -> None:
+        await self.pc.close()
+        self.mic.stop()
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
