@@ -284,6 +284,17 @@ async def test_context_is_limited_to_the_last_messages(sqlite_url: str) -> None:
 # -- auto reports -------------------------------------------------------------------------
 
 
+async def delivered_report(client_id: str) -> AgentReport:
+    """The client's report once marked delivered: the mark is written just after the frame is
+    sent, so the client may see the frame a moment before the row changes."""
+    for _ in range(100):
+        row = await AgentReport.get(client_id=client_id)
+        if row.delivered_at is not None:
+            return row
+        await asyncio.sleep(0.02)
+    return row
+
+
 async def test_report_command_delegates_and_reports_back(any_server: LiveServer) -> None:
     async with connect(any_server, "client-1") as c:
         await c.chat("/report 노인 복지 서비스 조사")
@@ -292,7 +303,7 @@ async def test_report_command_delegates_and_reports_back(any_server: LiveServer)
     assert report["type"] == "auto_report" and set(report) == {"type", "content"}
     assert report["content"].startswith("맡기신 작업을 마쳤습니다: 노인 복지 서비스 조사")
     assert "1. " in report["content"]  # the offline model searched the welfare catalogue
-    row = await AgentReport.get(client_id="client-1")
+    row = await delivered_report("client-1")
     assert row.content == report["content"] and row.delivered_at is not None
     roles = await AgentMessage.filter(client_id="client-1").order_by("created_at")
     assert [r.role for r in roles] == ["user", "assistant", "report"]
@@ -317,7 +328,7 @@ async def test_report_produced_while_away_is_delivered_on_reconnect(
             "type": "auto_report",
             "content": "맡기신 작업을 마쳤습니다: 장애인 지원 정리\n\n조사 결과입니다.",
         }
-    assert (await AgentReport.get(client_id="client-1")).delivered_at is not None
+    assert (await delivered_report("client-1")).delivered_at is not None
     async with connect(any_server, "client-1") as c:  # delivered once, not again
         await c.send({"type": "ping"})
         assert await c.next() == {"type": "pong"}
