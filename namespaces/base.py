@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import socketio
@@ -12,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from server.chat.lanes import Lanes
 from server.errors import InvalidField, describe_failure
+from server.tasks import BackgroundTasks
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class ContractNamespace(socketio.AsyncNamespace):
     def __init__(self, namespace: str) -> None:
         super().__init__(namespace)
         self._order = Lanes()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._background = BackgroundTasks()
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
         handler: Callable[..., Awaitable[Any]] | None = getattr(
@@ -74,17 +74,10 @@ class ContractNamespace(socketio.AsyncNamespace):
         await self.emit("error", {"message": message}, to=sid)
         return {"error": {"message": message}}
 
-    def spawn(self, coro: Awaitable[None]) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run work that outlives the event (an AI turn), held so shutdown can wait for it."""
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._background.spawn(coro)
 
     async def drain(self, timeout: float) -> None:
         """Let in-flight work finish (graceful shutdown), then cancel what is left."""
-        if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
+        await self._background.drain(timeout)

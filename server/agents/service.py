@@ -45,6 +45,7 @@ from server.errors import (
     message_too_long,
 )
 from server.logs import preview
+from server.tasks import BackgroundTasks
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ class AgentChatService:
         self._flush_seconds = delta_flush_seconds
         self._order = Lanes()
         self._queued: Counter[str] = Counter()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._background = BackgroundTasks()
 
     # -- connections -------------------------------------------------------------------
 
@@ -240,17 +241,11 @@ class AgentChatService:
             except Exception:  # nobody awaits these tasks: the failure is logged here
                 log.exception("agent chat background work failed")
 
-        task = asyncio.create_task(run())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._background.spawn(run())
 
     async def drain(self, timeout: float) -> None:
         """Let answers being generated finish (graceful shutdown), then cancel the rest."""
-        if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        await self._background.drain(timeout)
 
     async def aclose(self) -> None:
         await self.drain(timeout=0)

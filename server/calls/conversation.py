@@ -7,7 +7,6 @@ AUDIO and the call id in their metadata, so the model's context is the call's ow
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -21,8 +20,7 @@ from server.chat.history import HistoryStore, StoredMessage
 from server.chat.lanes import Lanes
 from server.chat.service import conversation_order
 from server.chat.tools import Toolbox
-from server.chat.turn import run_turn
-from server.errors import AI_FAILED, ChatError
+from server.chat.turn import answer_within
 from server.logs import preview
 
 log = logging.getLogger(__name__)
@@ -96,16 +94,14 @@ class VoiceConversation:
                 for sentence in splitter.feed(delta):
                     await _speak(on_sentence, sentence, call_id)
 
-            try:
-                async with asyncio.timeout(self.ai_timeout):
-                    result = await run_turn(self.llm, self.toolbox, context, on_delta)
-            except Exception as exc:
-                log.warning(
-                    "voice turn failed",
-                    extra={"call": call_id, "provider": self.llm.name},
-                    exc_info=exc,
-                )
-                raise ChatError(AI_FAILED) from exc
+            result = await answer_within(
+                self.llm,
+                self.toolbox,
+                context,
+                on_delta,
+                timeout=self.ai_timeout,
+                log_context={"call": call_id},
+            )
             for sentence in splitter.flush():
                 await _speak(on_sentence, sentence, call_id)
             metadata: dict[str, Any] = {"callId": call_id, "replyTo": asked.id}

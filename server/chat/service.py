@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,9 +14,8 @@ from server.chat.lanes import Lanes
 from server.chat.ratelimit import RateLimiter
 from server.chat.sessions import ChatSessionService, JoinedSession
 from server.chat.tools import Toolbox
-from server.chat.turn import DeltaSink, run_turn
+from server.chat.turn import DeltaSink, answer_within
 from server.errors import (
-    AI_FAILED,
     GREETING,
     MESSAGE_EMPTY,
     RATE_LIMITED,
@@ -102,16 +100,14 @@ class ChatService:
         try:
             async with self._turns.lane(session_id):
                 context = await self._context(user_message)
-                try:
-                    async with asyncio.timeout(self.ai_timeout):
-                        result = await run_turn(self.llm, self.toolbox, context, on_delta)
-                except Exception as exc:
-                    log.warning(
-                        "AI turn failed",
-                        extra={"session": session_id, "provider": self.llm.name},
-                        exc_info=exc,
-                    )
-                    raise ChatError(AI_FAILED) from exc
+                result = await answer_within(
+                    self.llm,
+                    self.toolbox,
+                    context,
+                    on_delta,
+                    timeout=self.ai_timeout,
+                    log_context={"session": session_id},
+                )
                 metadata: dict[str, Any] = {"replyTo": user_message.id}
                 if result.tools_used:
                     metadata["tools"] = result.tools_used

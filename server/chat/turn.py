@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from server.ai.base import LLM, PromptMessage, ProviderError, TextDelta
 from server.chat.tools import Toolbox
+from server.errors import AI_FAILED, ChatError
+
+log = logging.getLogger(__name__)
 
 DeltaSink = Callable[[str], Awaitable[None]]
 MAX_TOOL_ROUNDS = 3
@@ -61,3 +66,22 @@ async def run_turn(
 async def _emit(sink: DeltaSink | None, text: str) -> None:
     if sink is not None:
         await sink(text)
+
+
+async def answer_within(
+    llm: LLM,
+    toolbox: Toolbox,
+    messages: Sequence[PromptMessage],
+    on_delta: DeltaSink | None,
+    *,
+    timeout: float,
+    log_context: dict[str, str],
+) -> TurnResult:
+    """`run_turn` bounded by `timeout` (AI_TIMEOUT_SECONDS). Any failure of the model or its
+    tools is logged with `log_context` and becomes the contract's `AI 응답 생성에 실패했습니다`."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await run_turn(llm, toolbox, messages, on_delta)
+    except Exception as exc:
+        log.warning("AI turn failed", extra={**log_context, "provider": llm.name}, exc_info=exc)
+        raise ChatError(AI_FAILED) from exc

@@ -12,12 +12,11 @@ from server.chat.coalesce import DeltaCoalescer
 from server.chat.lanes import Lanes
 from server.chat.ratelimit import RateLimiter
 from server.chat.tools import Toolbox
-from server.chat.turn import run_turn
+from server.chat.turn import answer_within
 from server.counseling.prompts import Emotion, system_prompt
 from server.counseling.store import ConversationStore
 from server.db import DB_UNAVAILABLE_ERRORS
 from server.errors import (
-    AI_FAILED,
     COUNSELING_MESSAGE_EMPTY,
     COUNSELING_RATE_LIMITED,
     TEMPORARY_FAILURE,
@@ -104,16 +103,14 @@ class CounselingService:
             prompt = await self._prompt(request)
             llm = self.llm
             chunks = DeltaCoalescer(on_chunk, interval=self.delta_flush)
-            try:
-                async with asyncio.timeout(self.ai_timeout):
-                    result = await run_turn(llm, self.toolbox, prompt, chunks.add)
-            except Exception as exc:
-                log.warning(
-                    "counseling turn failed",
-                    extra={"session": session_id, "provider": llm.name},
-                    exc_info=exc,
-                )
-                raise ChatError(AI_FAILED) from exc
+            result = await answer_within(
+                llm,
+                self.toolbox,
+                prompt,
+                chunks.add,
+                timeout=self.ai_timeout,
+                log_context={"session": session_id},
+            )
             await chunks.flush()
             await self._store(request, result.text)
             log.info("counseling reply", extra={"session": session_id, "length": len(result.text)})
