@@ -121,8 +121,24 @@ async def _graceful_shutdown(app: web.Application) -> None:
     """Runs before open requests are awaited and before any cleanup_ctx teardown: answers
     being generated are finished, stored and sent, then every client is disconnected (which
     also ends pending long-polls at once)."""
+    log.info("shutting down: finishing the turns in flight")
     await app[CHAT_NAMESPACE].drain(timeout=app[SETTINGS].ai_timeout_seconds)
-    await app[SIO].shutdown()
+    sio = app[SIO]
+    log.info("shutting down: disconnecting clients", extra={"clients": len(sio.eio.sockets)})
+    # `sio.shutdown()` only stops background tasks, and aiohttp would wait for every open
+    # websocket until its ping timeout (45 s). A Socket.IO disconnect per namespace tells
+    # each client why; python-engineio's close then only queues a CLOSE packet, so a `None`
+    # is queued after it: its writer takes that as "closed" (as its own reader does at the
+    # end of a connection), closes the websocket and ends a pending long-poll at once.
+    for namespace in list(sio.manager.get_namespaces()):
+        for sid, _ in list(sio.manager.get_participants(namespace, None)):
+            await sio.disconnect(sid, namespace=namespace)
+    for socket in list(sio.eio.sockets.values()):
+        # not `eio.disconnect()`: it waits for each queue to drain, forever for a polling
+        # client that is already gone
+        await socket.close(wait=False)
+        socket.queue.put_nowait(None)
+    await sio.shutdown()
 
 
 @web.middleware
