@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from server.chat.lanes import Lanes
 from server.errors import InvalidField, describe_failure
+from server.metrics import CONNECTIONS
 from server.tasks import BackgroundTasks
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,12 @@ class ContractNamespace(socketio.AsyncNamespace):
             self, "on_" + event.replace("-", "_"), None
         )
         if event in _LIFECYCLE:
-            return await handler(*args) if handler else None
+            result = await handler(*args) if handler else None
+            if event == "disconnect":
+                CONNECTIONS.labels(self.namespace).dec()
+            elif result is not False:  # a refused connect raises or returns False
+                CONNECTIONS.labels(self.namespace).inc()
+            return result
         sid = args[0]
         if handler is None:
             log.info("unknown event ignored", extra={"event": event[:50], "ns": self.namespace})

@@ -29,6 +29,7 @@ from server.chat.tools import Toolbox, welfare_tool
 from server.config import ROOT, Settings
 from server.errors import TEMPORARY_FAILURE
 from server.keys import CATALOG, CHAT, LLM_CLIENT, SETTINGS, SIO, TOOLBOX
+from server.metrics import add_metrics_route
 from server.rest.chat import add_chat_routes
 from server.rest.openapi import ApiRegistry, add_docs_routes
 from server.welfare import WelfareCatalog
@@ -42,12 +43,15 @@ CHAT_NAMESPACE = web.AppKey("chat_namespace", ChatNamespace)
 
 def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or Settings()
-    app = web.Application(middlewares=[rest_errors])
+    app = web.Application(middlewares=[rest_errors], client_max_size=settings.max_payload_bytes)
     app[SETTINGS] = settings
 
     sio = socketio.AsyncServer(
         async_mode="aiohttp",
+        client_manager=_client_manager(settings),
         cors_allowed_origins=settings.cors_origins,
+        transports=settings.transports,
+        max_http_buffer_size=settings.max_payload_bytes,
         logger=False,
         engineio_logger=False,
     )
@@ -70,9 +74,17 @@ def create_app(settings: Settings | None = None) -> web.Application:
     setup_room_chat(app, api)
     setup_counseling(app, api)
     add_docs_routes(app, api)
+    add_metrics_route(app)
     _allow_cors(app, settings)
     _add_pages(app, PUBLIC_DIR)
     return app
+
+
+def _client_manager(settings: Settings) -> socketio.AsyncManager | None:
+    """Many instances share rooms and emits through Redis (None: this process only)."""
+    if not settings.redis_url:
+        return None
+    return socketio.AsyncRedisManager(settings.redis_url, channel="mobok-socketio")
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     cors_origin: str = "*"
     redis_url: str | None = None
     auth_secret: str | None = None
+    # `websocket` alone needs no sticky sessions behind a load balancer; both is the default
+    socketio_transports: str = "polling,websocket"
+    max_payload_bytes: int = Field(default=1_000_000, ge=1024)  # one event, frame or body
 
     session_timeout_minutes: float = Field(default=30, gt=0)
     session_reap_interval_minutes: float = Field(default=5, gt=0)
@@ -91,6 +94,14 @@ class Settings(BaseSettings):
         """`*` or the comma-separated allowlist."""
         origins = [o.strip() for o in self.cors_origin.split(",") if o.strip()]
         return "*" if not origins or "*" in origins else origins
+
+    @property
+    def transports(self) -> list[str]:
+        names = [t.strip() for t in self.socketio_transports.split(",") if t.strip()]
+        unknown = set(names) - {"polling", "websocket"}
+        if unknown or not names:
+            raise ValueError(f"SOCKETIO_TRANSPORTS: unknown {sorted(unknown)}")
+        return names
 
     @property
     def session_timeout_seconds(self) -> float:

@@ -1,0 +1,73 @@
+"""Prometheus metrics, served at `/metrics` (text exposition format).
+
+One registry per process; every figure the benchmarks report has a metric here, so an
+operator sees in production what `make bench` measures on a desk.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+# seconds; turns of a text chat are tens of ms to tens of seconds
+_TURN_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+_STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+TURN_SECONDS = Histogram(
+    "mobok_turn_seconds",
+    "User message stored to the whole AI reply sent, per protocol",
+    ["protocol"],
+    buckets=_TURN_BUCKETS,
+    registry=REGISTRY,
+)
+TURN_ERRORS = Counter(
+    "mobok_turn_errors_total",
+    "AI turns that ended in an error event, per protocol",
+    ["protocol"],
+    registry=REGISTRY,
+)
+CONNECTIONS = Gauge(
+    "mobok_connections",
+    "Open client connections, per protocol (Socket.IO namespace or WebSocket endpoint)",
+    ["protocol"],
+    registry=REGISTRY,
+)
+ACTIVE_CALLS = Gauge(
+    "mobok_active_calls",
+    "Voice calls whose AI peer is running",
+    registry=REGISTRY,
+)
+PROVIDER_SECONDS = Histogram(
+    "mobok_provider_seconds",
+    "Time spent waiting on an AI provider: stage is llm_first_token, llm_total, stt or "
+    "tts_first_byte",
+    ["provider", "stage"],
+    buckets=_STAGE_BUCKETS,
+    registry=REGISTRY,
+)
+VOICE_STAGE_SECONDS = Histogram(
+    "mobok_voice_stage_seconds",
+    "Per voice turn: end_of_utterance (VAD), first_audio (end of speech to first AI audio "
+    "frame), overhead (first_audio minus provider time)",
+    ["stage"],
+    buckets=_STAGE_BUCKETS,
+    registry=REGISTRY,
+)
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    body = generate_latest(REGISTRY)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def add_metrics_route(app: web.Application) -> None:
+    app.router.add_get("/metrics", metrics_handler)
