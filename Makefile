@@ -1,14 +1,18 @@
 # make run   - install into .venv if needed, then serve on :3000 (SQLite, offline `local` AI)
 # make test  - install if needed, then run the whole suite
+# make bench - the chat load benchmark against the NestJS-style reference (BENCH_QUICK=1: tiny)
+# make bench-voice - N concurrent voice calls (PROVIDERS=local: offline STT/TTS; needs espeak-ng)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 JS_STAMP := tests/js/node_modules/.installed-stamp
+BENCH_JS_STAMP := tests/bench/js/node_modules/.installed-stamp
+REF_STAMP := .bench/ref/node_modules/.installed-stamp
 
-.PHONY: install run test lint format clean
+.PHONY: install run test lint format clean bench bench-voice
 
-install: $(STAMP) $(JS_STAMP)
+install: $(STAMP) $(JS_STAMP) $(BENCH_JS_STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +29,27 @@ $(JS_STAMP): tests/js/package.json tests/js/package-lock.json
 run: $(STAMP)
 	$(PY) -m server
 
-test: $(STAMP) $(JS_STAMP)
+$(BENCH_JS_STAMP): tests/bench/js/package.json tests/bench/js/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		cd tests/bench/js && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed-stamp; \
+	else echo "npm not found: the benchmark smoke test will be skipped"; fi
+
+# The reference server's packages, in a scratch folder outside the project (gitignored).
+$(REF_STAMP):
+	mkdir -p .bench/ref
+	cd .bench/ref && { [ -f package.json ] || echo '{"private": true}' > package.json; } && \
+		npm install --no-audit --no-fund --loglevel=error socket.io@4 mysql2@3 openai && \
+		touch node_modules/.installed-stamp
+
+# make bench [BENCH_QUICK=1] [BENCH_ARGS='--db sqlite --no-ref']: one JSON line per scenario
+bench: $(STAMP) $(BENCH_JS_STAMP) $(REF_STAMP)
+	$(PY) -m tests.bench.chat $(if $(BENCH_QUICK),--quick) $(BENCH_ARGS)
+
+# make bench-voice [PROVIDERS=fake|local] [BENCH_VOICE_ARGS='--calls 1,10,20 --turns 3']
+bench-voice: $(STAMP)
+	$(PY) -m tests.bench.voice --providers $(or $(PROVIDERS),fake) $(BENCH_VOICE_ARGS)
+
+test: $(STAMP) $(JS_STAMP) $(BENCH_JS_STAMP)
 	$(PY) -m pytest
 
 lint: $(STAMP)
@@ -38,4 +62,4 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix server namespaces models tests
 
 clean:
-	rm -rf $(VENV) tests/js/node_modules data/*.sqlite3*
+	rm -rf $(VENV) tests/js/node_modules tests/bench/js/node_modules .bench data/*.sqlite3*

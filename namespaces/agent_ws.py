@@ -20,7 +20,6 @@ from pydantic import Field
 
 from namespaces.base import Payload, parse
 from server.agents import AgentChatService, ChatRequest, build_agent_chat
-from server.agents.auth import OPEN_GRANT, Grant, InvalidToken, verify_token
 from server.agents.connections import (
     AgentEvent,
     AutoReport,
@@ -30,16 +29,18 @@ from server.agents.connections import (
     ReplyStarted,
 )
 from server.agents.rest import add_agent_routes
+from server.agents.service import AGENT_PROTOCOL
 from server.agents.texts import (
-    AUTH_FAILED,
-    AUTH_REQUIRED,
     CONNECTION_REPLACED,
     NOT_A_JSON_OBJECT,
     TEXT_FRAMES_ONLY,
     unknown_type,
 )
+from server.auth import Grant, Refused, websocket_token
 from server.errors import InvalidField, invalid_field
-from server.keys import SETTINGS, TOOLBOX
+from server.keys import REDIS, SETTINGS, TOOLBOX
+from server.metrics import CONNECTIONS
+from server.ownership import Kind, admit_websocket
 from server.rest.openapi import ApiRegistry
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,6 @@ AGENT_CHAT = web.AppKey("agent_chat", AgentChatService)
 
 REPLACED_CLOSE_CODE = 4000  # a newer connection with the same client_id took over
 BAD_CLIENT_ID_CLOSE_CODE = 4400
-UNAUTHORIZED_CLOSE_CODE = 4401
 AUTH_FRAME_TIMEOUT_SECONDS = 10.0  # how long a connection may stay silent before its auth frame
 MAX_CLIENT_ID_LENGTH = 255  # the column width
 
@@ -109,21 +109,33 @@ class AgentChatEndpoint:
         settings = request.app[SETTINGS]
         service = request.app[AGENT_CHAT]
         client_id = request.match_info["client_id"]
-        ws = web.WebSocketResponse(heartbeat=settings.ws_heartbeat_seconds)
+        ws = web.WebSocketResponse(
+            heartbeat=settings.ws_heartbeat_seconds, max_msg_size=settings.max_payload_bytes
+        )
+        # decided before the upgrade when it can be (no token, or `?token=`): a client that
+        # sees its socket open is connected already
+        admitted = None
+        if _valid_client_id(client_id) and (not settings.auth_secret or websocket_token(request)):
+            admitted = await admit_websocket(request, Kind.AGENT_CLIENT, client_id)
         await ws.prepare(request)
         link = WebSocketLink(ws)
         self._links.add(link)
+        CONNECTIONS.labels(AGENT_PROTOCOL).inc()
         try:
             if not _valid_client_id(client_id):
                 await link.close(BAD_CLIENT_ID_CLOSE_CODE, invalid_field("client_id"))
                 return ws
-            grant = await _authenticate(request, link, settings.auth_secret)
-            if grant is None:
+            if admitted is None:  # the token comes as the first frame
+                token = await _token_from_first_frame(ws)
+                admitted = await admit_websocket(request, Kind.AGENT_CLIENT, client_id, token)
+            if isinstance(admitted, Refused):
+                await link.close(admitted.close_code, admitted.message)
                 return ws
+            grant = admitted
             replaced = service.connect(client_id, link, request.query.getall("project_id", []))
             if isinstance(replaced, WebSocketLink):
                 await replaced.close(REPLACED_CLOSE_CODE, CONNECTION_REPLACED)
-            log.info("agent client connected", extra={"client": client_id, "user": grant.subject})
+            log.info("agent client connected", extra={"client": client_id, "user": grant.user})
             try:
                 await _read_frames(service, link, client_id, grant)
             finally:
@@ -132,6 +144,7 @@ class AgentChatEndpoint:
             return ws
         finally:
             self._links.discard(link)
+            CONNECTIONS.labels(AGENT_PROTOCOL).dec()
 
     async def close_all(self) -> None:
         """Shutdown: every socket, authenticated or not, so none holds the server up."""
@@ -186,24 +199,6 @@ async def _on_text(
         service.submit_error(client_id, unknown_type(frame_type))
 
 
-async def _authenticate(
-    request: web.Request, link: WebSocketLink, secret: str | None
-) -> Grant | None:
-    """The connection's grant; None when it was refused (and closed with 4401)."""
-    if not secret:
-        return OPEN_GRANT
-    token = request.query.get("token") or await _token_from_first_frame(link.ws)
-    if not token:
-        await link.close(UNAUTHORIZED_CLOSE_CODE, AUTH_REQUIRED)
-        return None
-    try:
-        return verify_token(secret, token)
-    except InvalidToken as exc:
-        log.info("agent connection refused", extra={"reason": str(exc)})
-        await link.close(UNAUTHORIZED_CLOSE_CODE, AUTH_FAILED)
-        return None
-
-
 async def _token_from_first_frame(ws: web.WebSocketResponse) -> str | None:
     try:
         msg = await ws.receive(timeout=AUTH_FRAME_TIMEOUT_SECONDS)
@@ -240,7 +235,7 @@ def setup_agent_chat(app: web.Application, api: ApiRegistry) -> None:
 
 async def _agent_chat_service(app: web.Application) -> AsyncIterator[None]:
     # runs after the chat core's context: the shared toolbox exists by now
-    service = await build_agent_chat(app[SETTINGS], app[TOOLBOX])
+    service = await build_agent_chat(app[SETTINGS], app[TOOLBOX], app.get(REDIS))
     app[AGENT_CHAT] = service
     log.info("agent chat ready", extra={"agents": len(service.directory)})
     try:

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import socketio
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from server.chat.lanes import Lanes
 from server.errors import InvalidField, describe_failure
@@ -21,9 +21,26 @@ _LIFECYCLE = {"connect", "disconnect"}
 
 
 class Payload(BaseModel):
-    """A client payload: strict types (no '1' for 1), unknown fields ignored."""
+    """A client payload: strict types (no '1' for 1), unknown fields ignored, text that is
+    Unicode (JSON lets a lone surrogate through, and no database can store one)."""
 
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+    @field_validator("*")
+    @classmethod
+    def _unicode_text(cls, value: Any) -> Any:
+        texts = value if isinstance(value, list) else [value]
+        if any(isinstance(t, str) and not _is_unicode(t) for t in texts):
+            raise ValueError("lone surrogate")
+        return value
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def parse(model: type[PayloadT], data: Any) -> PayloadT:
@@ -51,19 +68,24 @@ class ContractNamespace(socketio.AsyncNamespace):
         self._background = BackgroundTasks()
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
+        sid = args[0]
+        name = event if isinstance(event, str) else ""  # a raw packet may name it 5 or []
         handler: Callable[..., Awaitable[Any]] | None = getattr(
-            self, "on_" + event.replace("-", "_"), None
+            self, "on_" + name.replace("-", "_"), None
         )
-        if event in _LIFECYCLE:
+        # python-socketio runs `connect`/`disconnect` while the socket is half connected or
+        # half gone; a connected client emitting an event of that name is not either
+        if name in _LIFECYCLE and not self.server.manager.is_connected(sid, self.namespace):
             result = await handler(*args) if handler else None
             if event == "disconnect":
                 CONNECTIONS.labels(self.namespace).dec()
             elif result is not False:  # a refused connect raises or returns False
                 CONNECTIONS.labels(self.namespace).inc()
             return result
-        sid = args[0]
-        if handler is None:
-            log.info("unknown event ignored", extra={"event": event[:50], "ns": self.namespace})
+        if handler is None or name in _LIFECYCLE:
+            log.info(
+                "unknown event ignored", extra={"event": str(event)[:50], "ns": self.namespace}
+            )
             return None
         payload = args[1] if len(args) > 1 else None
         async with self._order.lane(sid):

@@ -6,12 +6,15 @@ from collections.abc import Callable
 from typing import Any
 
 from pydantic import Field
+from socketio.async_pubsub_manager import AsyncPubSubManager
 
 from namespaces.base import ContractNamespace, Payload, parse
+from server.auth import socket_grant, with_token_user
 from server.chat import clock
 from server.chat.history import StoredMessage
-from server.chat.service import HISTORY_LIMIT, ChatService
+from server.chat.service import HISTORY_LIMIT, ChatService, JoinResult
 from server.errors import JOINED, SESSION_NOT_FOUND, ChatError
+from server.metrics import TurnClock
 
 SessionId = Field(min_length=1, max_length=255)
 
@@ -20,6 +23,8 @@ class JoinChat(Payload):
     userId: str = Field(min_length=1, max_length=255)
     sessionId: str | None = Field(default=None, min_length=1, max_length=255)
     stream: bool = False
+    # resume: the id of the last `message-sent` / `ai-message` this client saw
+    lastMessageId: str | None = Field(default=None, min_length=1, max_length=255)
 
 
 class SendMessage(Payload):
@@ -60,7 +65,17 @@ def history_item(m: StoredMessage) -> dict[str, Any]:
 
 
 def ai_message(m: StoredMessage) -> dict[str, Any]:
-    return {"content": m.content, "timestamp": m.timestamp_ms}
+    return {"content": m.content, "timestamp": m.timestamp_ms, "id": m.id}
+
+
+def message_sent(m: StoredMessage) -> dict[str, Any]:
+    return {"content": m.content, "timestamp": m.timestamp_ms, "id": m.id}
+
+
+_LIVE_EVENT_OF_SENDER = {
+    "user": ("message-sent", message_sent),
+    "assistant": ("ai-message", ai_message),
+}
 
 
 class ChatNamespace(ContractNamespace):
@@ -75,16 +90,38 @@ class ChatNamespace(ContractNamespace):
         return self._chat()
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        await self.save_session(sid, {"sessions": set()})
+        grant = socket_grant(environ, auth)  # refuses the connection without a valid token
+        await self.save_session(sid, {"sessions": set(), "user": grant.user})
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        self.server.manager.holds.forget(self.namespace, sid)
         state = await self.get_session(sid)
         for session_id in state.get("sessions", ()):
             self._forget(session_id, sid)
 
     async def on_join_chat(self, sid: str, data: Any) -> dict[str, Any]:
-        req = parse(JoinChat, data)
+        req = parse(JoinChat, with_token_user(data, (await self.get_session(sid)).get("user")))
         joined = await self.chat.join(req.userId, req.sessionId)
+        if req.lastMessageId is None:
+            return await self._enter(sid, req, joined)
+        # Resume: the socket enters the room before what it missed is read, so nothing stored
+        # meanwhile can fall in between; the room's live events wait meanwhile, and those the
+        # replay already sent are dropped.
+        session_id = joined.session.session_id
+        manager = self.server.manager
+        manager.holds.hold(self.namespace, sid)
+        replayed: set[str] = set()
+        try:
+            reply = await self._enter(sid, req, joined)
+            for m in await self.chat.missed(session_id, req.lastMessageId):
+                event, payload = _LIVE_EVENT_OF_SENDER[m.sender]
+                await self.emit(event, payload(m), to=sid)
+                replayed.add(m.id)
+            return reply
+        finally:
+            await manager.holds.release(manager, self.namespace, sid, replayed)
+
+    async def _enter(self, sid: str, req: JoinChat, joined: JoinResult) -> dict[str, Any]:
         session_id = joined.session.session_id
         await self.enter_room(sid, room(session_id))
         if req.stream:
@@ -107,24 +144,37 @@ class ChatNamespace(ContractNamespace):
         req = parse(SendMessage, data)
         await self._require_member(sid, req.sessionId)
         stored = await self.chat.accept(req.sessionId, req.message)
-        sent = {"content": stored.content, "timestamp": stored.timestamp_ms}
+        sent = message_sent(stored)
         await self.emit("message-sent", sent, room=room(req.sessionId))
         self.spawn(self._answer(sid, stored))
         return sent
 
     async def _answer(self, sid: str, stored: StoredMessage) -> None:
         session_id = stored.session_id
+        turn = TurnClock(self.namespace)
 
         async def on_delta(text: str) -> None:
+            if not self._may_have_members(stream_room(session_id)):
+                return  # nobody asked for chunks: not even encoded (`make bench`)
             chunk = {"content": text, "timestamp": clock.to_ms(clock.now())}
             await self.emit("ai-message-chunk", chunk, room=stream_room(session_id))
 
         try:
             reply = await self.chat.reply(stored, on_delta)
         except Exception as exc:
+            turn.failed()
             await self.fail(sid, exc)
             return
         await self.emit("ai-message", ai_message(reply), room=room(session_id))
+        turn.done()
+
+    def _may_have_members(self, room_name: str) -> bool:
+        """False only when no socket anywhere is in the room: this process alone serves
+        its rooms, and none of its sockets is in this one."""
+        manager = self.server.manager
+        if isinstance(manager, AsyncPubSubManager):
+            return True  # other instances may have members
+        return bool(manager.rooms.get(self.namespace, {}).get(room_name))
 
     async def on_leave_chat(self, sid: str, data: Any) -> dict[str, Any]:
         req = parse(LeaveChat, data)

@@ -19,8 +19,9 @@ from typing import Any
 import orjson
 from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
 
+from server.auth import Refused
 from server.chat.clock import to_ms
-from server.chat.ratelimit import RateLimiter
+from server.chat.ratelimit import make_limiter
 from server.counseling import (
     ConversationStore,
     CounselingRequest,
@@ -30,8 +31,11 @@ from server.counseling import (
     counseling_llm,
     forget_idle_limits,
 )
+from server.counseling.service import COUNSELING_PROTOCOL
 from server.errors import COUNSELING_INVALID_SESSION, TEMPORARY_FAILURE, ChatError, InvalidField
-from server.keys import LLM_CLIENT, SETTINGS
+from server.keys import LLM_CLIENT, REDIS, SETTINGS
+from server.metrics import CONNECTIONS
+from server.ownership import Kind, admit_websocket
 from server.rest.openapi import ApiRegistry
 
 log = logging.getLogger(__name__)
@@ -63,7 +67,7 @@ async def _counseling_core(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     configured = app[LLM_CLIENT]
     llm = counseling_llm(settings, configured)
-    limiter = RateLimiter(settings.max_ai_requests_per_minute)
+    limiter = make_limiter(app.get(REDIS), settings.max_ai_requests_per_minute, "counseling")
     app[COUNSELING] = CounselingService(
         llm=llm,
         store=ConversationStore(),
@@ -86,24 +90,42 @@ async def _counseling_core(app: web.Application) -> AsyncIterator[None]:
 class CounselingEndpoint:
     def __init__(self) -> None:
         self._sockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
+        self._replies: set[asyncio.Task[None]] = set()  # replies being streamed
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(heartbeat=request.app[SETTINGS].ws_heartbeat_seconds)
-        await ws.prepare(request)
+        settings = request.app[SETTINGS]
+        ws = web.WebSocketResponse(
+            heartbeat=settings.ws_heartbeat_seconds, max_msg_size=settings.max_payload_bytes
+        )
         session_id = request.match_info["session_id"]
+        # with AUTH_SECRET: `?token=`, and a session is the first user's who used it; decided
+        # before the upgrade, so a client that sees its socket open is served already
+        admitted = None
+        if SESSION_ID.fullmatch(session_id):
+            admitted = await admit_websocket(request, Kind.COUNSELING, session_id)
+        await ws.prepare(request)
         if not SESSION_ID.fullmatch(session_id):
             await _send(ws, _error(COUNSELING_INVALID_SESSION))
             await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"invalid session id")
             return ws
+        if isinstance(admitted, Refused):
+            await _send(ws, _error(admitted.message))
+            await ws.close(code=admitted.close_code, message=b"refused")
+            return ws
         self._sockets.add(ws)
+        CONNECTIONS.labels(COUNSELING_PROTOCOL).inc()
         try:
-            await _serve(ws, request.app[COUNSELING], session_id)
+            await _serve(ws, request.app[COUNSELING], session_id, self._replies)
         finally:
             self._sockets.discard(ws)
+            CONNECTIONS.labels(COUNSELING_PROTOCOL).dec()
         return ws
 
     async def close_all(self, app: web.Application) -> None:
-        """On shutdown: a reply being streamed is finished and stored, nothing more is read."""
+        """On shutdown: a reply being streamed is finished, stored and sent; nothing more
+        is read."""
+        if self._replies:
+            await asyncio.wait(set(self._replies), timeout=app[SETTINGS].ai_timeout_seconds)
         await asyncio.gather(
             *(
                 ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
@@ -113,15 +135,20 @@ class CounselingEndpoint:
         )
 
 
-async def _serve(ws: web.WebSocketResponse, service: CounselingService, session_id: str) -> None:
+async def _serve(
+    ws: web.WebSocketResponse,
+    service: CounselingService,
+    session_id: str,
+    replies: set[asyncio.Task[None]],
+) -> None:
     """Read frames as they come (pings, disconnects) while one worker answers them in order."""
     queue: asyncio.Queue[Work | None] = asyncio.Queue(maxsize=BACKLOG)
-    worker = asyncio.create_task(_answer_in_order(ws, service, queue))
+    worker = asyncio.create_task(_answer_in_order(ws, service, queue, replies))
     try:
         async for msg in ws:
             if msg.type is WSMsgType.ERROR:
                 break
-            work = _read(msg, service, session_id)
+            work = await _read(msg, service, session_id)
             if work is not None:
                 await queue.put(work)
         await queue.put(None)
@@ -132,7 +159,10 @@ async def _serve(ws: web.WebSocketResponse, service: CounselingService, session_
 
 
 async def _answer_in_order(
-    ws: web.WebSocketResponse, service: CounselingService, queue: asyncio.Queue[Work | None]
+    ws: web.WebSocketResponse,
+    service: CounselingService,
+    queue: asyncio.Queue[Work | None],
+    replies: set[asyncio.Task[None]],
 ) -> None:
     while (work := await queue.get()) is not None:
         if ws.closed:
@@ -140,7 +170,10 @@ async def _answer_in_order(
         if isinstance(work, ChatError):
             await _send(ws, _error(work.message))
         else:
-            await _stream_reply(ws, service, work)
+            reply = asyncio.create_task(_stream_reply(ws, service, work))
+            replies.add(reply)  # shutdown waits for it
+            reply.add_done_callback(replies.discard)
+            await reply
 
 
 async def _stream_reply(
@@ -162,13 +195,13 @@ async def _stream_reply(
     await _send(ws, {"type": "ai_stream_complete", "data": {}})
 
 
-def _read(msg: WSMessage, service: CounselingService, session_id: str) -> Work | None:
+async def _read(msg: WSMessage, service: CounselingService, session_id: str) -> Work | None:
     """A validated request, the error to answer instead, or None for a frame to ignore."""
     try:
         fields = _parse_request(msg)
         if fields is None:
             return None
-        return service.accept(session_id, *fields)
+        return await service.accept(session_id, *fields)
     except ChatError as exc:
         return exc
 

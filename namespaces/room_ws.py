@@ -15,13 +15,19 @@ import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import BaseModel
 
+from server.auth import Refused, request_grant
 from server.chat import clock
-from server.chat.ratelimit import RateLimiter
+from server.chat.ratelimit import make_limiter
 from server.errors import TEMPORARY_FAILURE, ChatError, invalid_field
-from server.keys import LLM_CLIENT, SETTINGS, TOOLBOX
+from server.fanout import RedisChannels
+from server.keys import LLM_CLIENT, REDIS, SETTINGS, TOOLBOX
+from server.metrics import CONNECTIONS
+from server.ownership import Kind, admit_websocket, require_access
 from server.rest.chat import ErrorMessage
-from server.rest.openapi import ApiRegistry, Operation
+from server.rest.openapi import ApiRegistry, Operation, auth_responses
 from server.rooms import LogUnavailable, RoomService, error_frame, open_room_log, parse_frame
+from server.rooms.registry import ClusterRoomRegistry, RoomRegistry
+from server.rooms.service import ROOM_PROTOCOL
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +63,12 @@ def setup_room_chat(app: web.Application, api: ApiRegistry) -> None:
             "/api/chat/history/{sid}",
             "chat",
             "A room's log (plain WebSocket /v1/session/chat)",
-            {200: RoomHistory, 400: ErrorMessage, 503: ErrorMessage},
+            {
+                200: RoomHistory,
+                400: ErrorMessage,
+                503: ErrorMessage,
+                **auth_responses(app, ErrorMessage),
+            },
         ),
         room_history,
     )
@@ -65,12 +76,15 @@ def setup_room_chat(app: web.Application, api: ApiRegistry) -> None:
 
 async def _room_service(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
+    # with Redis, a room's clients may be connected to different instances
+    bus = RedisChannels(settings.redis_url) if settings.redis_url else None
     async with open_room_log(settings.redis_url) as room_log:
         service = RoomService(
+            registry=ClusterRoomRegistry(bus) if bus else RoomRegistry(),
             room_log=room_log,
             llm=app[LLM_CLIENT],
             toolbox=app[TOOLBOX],
-            limiter=RateLimiter(settings.max_ai_requests_per_minute),
+            limiter=make_limiter(app.get(REDIS), settings.max_ai_requests_per_minute, "rooms"),
             context_messages=settings.history_context_messages,
             ai_timeout_seconds=settings.ai_timeout_seconds,
             delta_flush_seconds=settings.delta_flush_ms / 1000,
@@ -81,6 +95,8 @@ async def _room_service(app: web.Application) -> AsyncIterator[None]:
             yield
         finally:
             await service.aclose()
+            if bus is not None:
+                await bus.aclose()
 
 
 async def _shut_down_rooms(app: web.Application) -> None:
@@ -107,20 +123,30 @@ class WebSocketClient:
 
 async def room_socket(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
-    ws = web.WebSocketResponse(heartbeat=settings.ws_heartbeat_seconds)
+    ws = web.WebSocketResponse(
+        heartbeat=settings.ws_heartbeat_seconds, max_msg_size=settings.max_payload_bytes
+    )
     if not ws.can_prepare(request).ok:
         return web.json_response({"message": invalid_field("websocket")}, status=400)
+    sid = request.query.get("sid", "")
+    # with AUTH_SECRET: `?token=`, and a room is its owner's and invitees' only; decided
+    # before the upgrade, so a client that sees its socket open is in the room already
+    admitted = await admit_websocket(request, Kind.ROOM, sid) if SID.fullmatch(sid) else None
     await ws.prepare(request)
     client = WebSocketClient(ws)
-    sid = request.query.get("sid", "")
     if not SID.fullmatch(sid):
         # a browser cannot read an HTTP error body, but it can read this frame and the code
         await client.send(error_frame(invalid_field("sid")))
         await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"invalid sid")
         return ws
+    if isinstance(admitted, Refused):
+        await client.send(error_frame(admitted.message))
+        await ws.close(code=admitted.close_code, message=b"refused")
+        return ws
 
     rooms = request.app[ROOMS]
-    rooms.join(sid, client)
+    await rooms.join(sid, client)
+    CONNECTIONS.labels(ROOM_PROTOCOL).inc()
     try:
         async for message in ws:
             if message.type == WSMsgType.TEXT:
@@ -128,7 +154,8 @@ async def room_socket(request: web.Request) -> web.StreamResponse:
             elif message.type == WSMsgType.BINARY:
                 await client.send(error_frame(invalid_field("payload")))
     finally:
-        rooms.leave(sid, client)
+        CONNECTIONS.labels(ROOM_PROTOCOL).dec()
+        await rooms.leave(sid, client)
     return ws
 
 
@@ -151,6 +178,10 @@ async def room_history(request: web.Request) -> web.Response:
     limit = _history_limit(request.query.get("limit"))
     if limit is None:
         return web.json_response({"message": invalid_field("limit")}, status=400)
+    try:  # the same rule as the room's socket, with `Authorization: Bearer`
+        await require_access(Kind.ROOM, sid, request_grant(request))
+    except Refused as exc:
+        return web.json_response({"message": exc.message}, status=exc.status)
     try:
         entries = await request.app[ROOMS].history(sid, limit)
     except LogUnavailable as exc:

@@ -14,10 +14,12 @@ from aiohttp import web
 from pydantic import Field
 
 from namespaces.base import ContractNamespace, Payload, parse
+from server.auth import socket_grant
 from server.calls.errors import CallNotFound
 from server.calls.keys import CALLS, SPEECH, VOICE_CONVERSATION
 from server.errors import InvalidField
 from server.keys import SETTINGS, SIO
+from server.ownership import require_owner
 from server.rest.calls import add_call_routes
 from server.rest.openapi import ApiRegistry
 from server.voice.call import VoiceDeps
@@ -77,7 +79,9 @@ class SignalingNamespace(ContractNamespace):
         self._ai_calls = ai_calls
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        await self.save_session(sid, {"joined": {}})  # sessionId -> (peerId, callId)
+        grant = socket_grant(environ, auth)  # refuses the connection without a valid token
+        # joined: sessionId -> (peerId, callId); user: the token's (None without AUTH_SECRET)
+        await self.save_session(sid, {"joined": {}, "user": grant.user})
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         joined: dict[str, tuple[str, str]] = (await self.get_session(sid)).get("joined", {})
@@ -87,6 +91,9 @@ class SignalingNamespace(ContractNamespace):
 
     async def on_join_session(self, sid: str, data: Any) -> dict[str, Any]:
         req = parse(JoinSession, data)
+        # a call belongs to its creator: checked before anything about the call is told
+        user = (await self.get_session(sid)).get("user")
+        await require_owner(req.sessionId, user, not_found=CallNotFound())
         call = await self._ai_calls().call_to_join(req.sessionId, req.callId)
         joined = (await self.get_session(sid))["joined"]
         joined[req.sessionId] = (req.peerId, call.id)
@@ -154,8 +161,11 @@ class SignalingNamespace(ContractNamespace):
         req = parse(PeerRef, data)
         joined = (await self.get_session(sid))["joined"]
         reply = {"sessionId": req.sessionId, "peerId": req.peerId}
-        if joined.pop(req.sessionId, None) is None:
+        if req.sessionId not in joined:
             return reply  # idempotent: leaving twice is not an error
+        if joined[req.sessionId][0] != req.peerId:  # no leaving in another peer's name
+            raise InvalidField("peerId")
+        del joined[req.sessionId]
         await self.leave_room(sid, room(req.sessionId))
         await self.emit("peer-left", {"peerId": req.peerId}, room=room(req.sessionId))
         await self._ai_calls().hang_up_peer(req.sessionId, req.peerId)

@@ -4,6 +4,8 @@
 
 const params = new URLSearchParams(location.search);
 const SERVER = params.get('server') || (location.origin.startsWith('http') ? location.origin : 'http://localhost:3000');
+// with AUTH_SECRET set on the server: `?token=<jwt>` (sent as a bearer token and Socket.IO auth)
+const TOKEN = params.get('token');
 const PEER_ID = 'caller-' + Math.random().toString(36).slice(2, 10);
 const STATUS_TEXT = {
   INITIATING: '발신 중', RINGING: '연결 대기', CONNECTING: '연결 중',
@@ -26,7 +28,10 @@ let lastTranscript = null;
 async function api(method, path, body) {
   const response = await fetch(SERVER + path, {
     method,
-    headers: body ? { 'Content-Type': 'application/json' } : undefined,
+    headers: {
+      ...(body ? { 'Content-Type': 'application/json' } : {}),
+      ...(TOKEN ? { Authorization: 'Bearer ' + TOKEN } : {}),
+    },
     body: body ? JSON.stringify(body) : undefined,
   });
   const json = await response.json();
@@ -90,7 +95,7 @@ async function startCall() {
   const sessionId = call.sessionId;
 
   // 3. signaling
-  const socket = (state.socket = io(SERVER + '/signaling'));
+  const socket = (state.socket = io(SERVER + '/signaling', TOKEN ? { auth: { token: TOKEN } } : {}));
   socket.on('answer', async ({ answer }) => {
     await state.pc.setRemoteDescription(answer);
   });

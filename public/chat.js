@@ -104,7 +104,9 @@
 
   // --- socket --------------------------------------------------------------------------
 
-  const socket = io('/chat');
+  // with AUTH_SECRET set on the server, open the page as `/?token=<jwt>`
+  const token = new URLSearchParams(location.search).get('token');
+  const socket = io('/chat', token ? { auth: { token } } : {});
 
   function rememberSession(id) {
     sessionId = id;

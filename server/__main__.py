@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from server.app import create_app
@@ -18,7 +20,19 @@ def main() -> None:
         port=settings.port,
         access_log=None,
         shutdown_timeout=settings.ai_timeout_seconds + 5,
+        # many clients connecting at once (a reconnect storm) must not overflow the queue
+        backlog=1024,
+        loop=_event_loop(),
     )
+
+
+def _event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop where it is installed (not on Windows): a cheaper loop for every socket."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -11,6 +12,7 @@ from pathlib import Path
 import aiohttp_cors
 import socketio
 from aiohttp import web
+from redis.asyncio import Redis
 
 from namespaces.agent_ws import setup_agent_chat
 from namespaces.chat import ChatNamespace
@@ -21,17 +23,20 @@ from server import db
 from server.ai.factory import create_llm
 from server.ai.prompts import WELFARE_CHAT_SYSTEM_PROMPT
 from server.chat.history import HistoryStore
-from server.chat.ratelimit import RateLimiter
+from server.chat.ratelimit import make_limiter
 from server.chat.reaper import run_reaper
 from server.chat.service import ChatService
 from server.chat.sessions import ChatSessionService
 from server.chat.tools import Toolbox, welfare_tool
 from server.config import ROOT, Settings
 from server.errors import TEMPORARY_FAILURE
-from server.keys import CATALOG, CHAT, LLM_CLIENT, SETTINGS, SIO, TOOLBOX
+from server.fanout import LocalManager, RoomChannelRedisManager
+from server.keys import CATALOG, CHAT, LLM_CLIENT, REDIS, SETTINGS, SIO, TOOLBOX
 from server.metrics import add_metrics_route
 from server.rest.chat import add_chat_routes
 from server.rest.openapi import ApiRegistry, add_docs_routes
+from server.sio_packets import ContractSocketServer
+from server.sio_tuning import OrjsonModule, use_small_queues, use_uncompressed_websockets
 from server.welfare import WelfareCatalog
 
 log = logging.getLogger(__name__)
@@ -46,7 +51,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app = web.Application(middlewares=[rest_errors], client_max_size=settings.max_payload_bytes)
     app[SETTINGS] = settings
 
-    sio = socketio.AsyncServer(
+    sio = ContractSocketServer(
         async_mode="aiohttp",
         client_manager=_client_manager(settings),
         cors_allowed_origins=settings.cors_origins,
@@ -54,13 +59,17 @@ def create_app(settings: Settings | None = None) -> web.Application:
         max_http_buffer_size=settings.max_payload_bytes,
         logger=False,
         engineio_logger=False,
+        json=OrjsonModule,
     )
+    use_uncompressed_websockets(sio.eio)
+    use_small_queues(sio.eio)
     sio.attach(app)
     app[SIO] = sio
     chat_namespace = ChatNamespace(lambda: app[CHAT])
     sio.register_namespace(chat_namespace)
     app[CHAT_NAMESPACE] = chat_namespace
 
+    app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_chat_core)
     app.cleanup_ctx.append(_reaper)
@@ -80,11 +89,24 @@ def create_app(settings: Settings | None = None) -> web.Application:
     return app
 
 
-def _client_manager(settings: Settings) -> socketio.AsyncManager | None:
-    """Many instances share rooms and emits through Redis (None: this process only)."""
+def _client_manager(settings: Settings) -> socketio.AsyncManager:
+    """Many instances share rooms and emits through Redis; else this process only."""
     if not settings.redis_url:
-        return None
-    return socketio.AsyncRedisManager(settings.redis_url, channel="mobok-socketio")
+        return LocalManager()
+    return RoomChannelRedisManager(settings.redis_url)
+
+
+async def _redis(app: web.Application) -> AsyncIterator[None]:
+    url = app[SETTINGS].redis_url
+    if not url:
+        yield
+        return
+    client = Redis.from_url(url)
+    app[REDIS] = client
+    try:
+        yield
+    finally:
+        await client.aclose()
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -105,7 +127,7 @@ async def _chat_core(app: web.Application) -> AsyncIterator[None]:
         history=HistoryStore(),
         llm=llm,
         toolbox=toolbox,
-        limiter=RateLimiter(settings.max_ai_requests_per_minute),
+        limiter=make_limiter(app.get(REDIS), settings.max_ai_requests_per_minute, "chat"),
         system_prompt=WELFARE_CHAT_SYSTEM_PROMPT,
         max_message_length=settings.max_message_length,
         context_messages=settings.history_context_messages,
@@ -151,6 +173,7 @@ async def _graceful_shutdown(app: web.Application) -> None:
         await socket.close(wait=False)
         socket.queue.put_nowait(None)
     await sio.shutdown()
+    await sio.manager.aclose()
 
 
 @web.middleware
@@ -162,6 +185,9 @@ async def rest_errors(
     except web.HTTPException:
         raise
     except db.DB_UNAVAILABLE_ERRORS as exc:
+        if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:
+            # a page path past the file system's limit: aiohttp's static route lets it escape
+            raise web.HTTPNotFound() from None
         log.warning("database unavailable: %s", exc)
         return web.json_response({"message": TEMPORARY_FAILURE}, status=503)
 

@@ -1,7 +1,13 @@
-"""The database: Tortoise set-up, idempotent schema, health, and what counts as an outage."""
+"""The database: Tortoise set-up, idempotent schema, health, and what counts as an outage.
+
+An outage heals by itself: aiomysql's pool drops connections the server closed (a restart)
+before handing one out, and opens new ones on demand, so requests fail while the database
+is away and succeed again as soon as it is back, with no restart of this process.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import warnings
 from collections.abc import AsyncIterator
@@ -9,6 +15,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from pymysql import err as mysql_errors
 from tortoise import Tortoise
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import DBConnectionError, OperationalError, TransactionManagementError
@@ -23,9 +30,16 @@ DB_UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     DBConnectionError,
     OperationalError,
     TransactionManagementError,
+    # the driver's own, where Tortoise does not translate them (a transaction's commit)
+    mysql_errors.OperationalError,
+    mysql_errors.InterfaceError,
     ConnectionError,
-    OSError,
+    OSError,  # TimeoutError included
 )
+# A database host that does not answer at all (not even a refusal) fails a request within
+# seconds instead of the minutes of TCP's own connect timeout.
+MYSQL_CONNECT_TIMEOUT_SECONDS = 5
+PING_TIMEOUT_SECONDS = 5.0
 
 
 def redact(url: str) -> str:
@@ -50,6 +64,7 @@ async def _create_mysql_database(url: str) -> None:
         port=parts.port or 3306,
         user=unquote(parts.username or "root"),
         password=unquote(parts.password or ""),
+        connect_timeout=MYSQL_CONNECT_TIMEOUT_SECONDS,
     )
     try:
         async with conn.cursor() as cur:
@@ -67,8 +82,12 @@ async def _create_mysql_database(url: str) -> None:
 
 
 def _with_driver_options(url: str) -> str:
-    if url.startswith("mysql://") and "charset=" not in url:
-        return url + ("&" if "?" in url else "?") + "charset=utf8mb4"
+    """MySQL options this server relies on, unless the URL sets them itself."""
+    if not url.startswith("mysql://"):
+        return url
+    for option in ("charset=utf8mb4", f"connect_timeout={MYSQL_CONNECT_TIMEOUT_SECONDS}"):
+        if f"{option.split('=')[0]}=" not in url:
+            url += ("&" if "?" in url else "?") + option
     return url
 
 
@@ -133,9 +152,14 @@ def connection() -> BaseDBAsyncClient:
 
 
 async def ping() -> bool:
+    """Whether the database answers now, within a few seconds (health checks poll this)."""
     try:
-        await connection().execute_query("SELECT 1")
+        async with asyncio.timeout(PING_TIMEOUT_SECONDS):
+            await connection().execute_query("SELECT 1")
         return True
-    except Exception:  # any failure here means "not healthy"
+    except DB_UNAVAILABLE_ERRORS as exc:  # an outage: expected, and said in one line
+        log.warning("database ping failed: %s", str(exc) or type(exc).__name__)
+        return False
+    except Exception:  # any other failure also means "not healthy", but may be a bug
         log.warning("database ping failed", exc_info=True)
         return False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socketio
 from aiohttp import web
+from redis.asyncio import Redis
 
 from server.ai.base import LLM
 from server.chat.service import ChatService
@@ -17,3 +18,4 @@ CATALOG = web.AppKey("catalog", WelfareCatalog)
 LLM_CLIENT = web.AppKey("llm", LLM)  # the configured provider, shared by every protocol
 TOOLBOX = web.AppKey("toolbox", Toolbox)  # the tools every assistant may call (welfare search)
 CHAT = web.AppKey("chat", ChatService)
+REDIS = web.AppKey("redis", Redis)  # set only with REDIS_URL: state shared by every instance

@@ -6,6 +6,10 @@ operator sees in production what `make bench` measures on a desk.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from aiohttp import web
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -62,6 +66,40 @@ VOICE_STAGE_SECONDS = Histogram(
     buckets=_STAGE_BUCKETS,
     registry=REGISTRY,
 )
+FANOUT_RECEIVED = Counter(
+    "mobok_fanout_received_total",
+    "Socket.IO messages this instance took off Redis (emits of other instances for rooms it "
+    "has sockets in, plus cluster-wide requests)",
+    registry=REGISTRY,
+)
+
+
+class TurnClock:
+    """One AI turn of a protocol, from the user's message stored: `done()` when the whole
+    reply has been sent observes its duration, `failed()` counts it as an error."""
+
+    __slots__ = ("protocol", "started")
+
+    def __init__(self, protocol: str) -> None:
+        self.protocol = protocol
+        self.started = time.monotonic()
+
+    def done(self) -> None:
+        TURN_SECONDS.labels(self.protocol).observe(time.monotonic() - self.started)
+
+    def failed(self) -> None:
+        TURN_ERRORS.labels(self.protocol).inc()
+
+
+@contextmanager
+def connection_counted(protocol: str) -> Iterator[None]:
+    """A plain WebSocket connection, counted in CONNECTIONS while it is open."""
+    gauge = CONNECTIONS.labels(protocol)
+    gauge.inc()
+    try:
+        yield
+    finally:
+        gauge.dec()
 
 
 async def metrics_handler(request: web.Request) -> web.Response:

@@ -21,10 +21,16 @@ class BackgroundTasks:
         return len(self._tasks)
 
     async def drain(self, timeout: float) -> None:
-        """Let the work under way finish (graceful shutdown), then cancel what is left."""
-        if not self._tasks:
-            return
-        _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+        """Let the work under way finish (graceful shutdown), then cancel what is left.
+
+        Work spawned while draining (a message from a client not yet disconnected) is waited
+        for too, within the same deadline.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._tasks and (left := deadline - loop.time()) > 0:
+            await asyncio.wait(set(self._tasks), timeout=left)
+        pending = set(self._tasks)
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)

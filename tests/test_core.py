@@ -59,15 +59,13 @@ async def test_lanes_run_in_call_order_and_survive_cancellation() -> None:
     assert not lanes.busy("k")
 
 
-def test_rate_limiter_counts_a_sliding_window() -> None:
+async def test_rate_limiter_counts_a_sliding_window() -> None:
     limiter = RateLimiter(limit=2, window_seconds=0.05)
-    assert limiter.allow("a") and limiter.allow("a")
-    assert not limiter.allow("a")
-    assert limiter.allow("b")
-    import time
-
-    time.sleep(0.06)
-    assert limiter.allow("a")
+    assert await limiter.allow("a") and await limiter.allow("a")
+    assert not await limiter.allow("a")
+    assert await limiter.allow("b")
+    await asyncio.sleep(0.06)
+    assert await limiter.allow("a")
 
 
 class RecordingLLM:

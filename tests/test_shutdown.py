@@ -5,20 +5,15 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
 
 import socketio
 
+from tests.processes import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 PING_TIMEOUT = 45  # python-engineio's ping interval + timeout: what a hung shutdown waits
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_sigterm_disconnects_clients_and_exits(tmp_path: Path) -> None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from server.agents.auth import weak_secret
+from redis.asyncio import Redis
+
 from server.agents.config import AgentDirectory
 from server.agents.connections import ConnectionRegistry
 from server.agents.delegation import Delegations
@@ -14,7 +15,8 @@ from server.agents.history import AgentHistory, ReportStore
 from server.agents.llms import AgentLLMs
 from server.agents.reports import AutoReports
 from server.agents.service import AgentChatService, ChatRequest
-from server.chat.ratelimit import RateLimiter
+from server.auth import weak_secret
+from server.chat.ratelimit import make_limiter
 from server.chat.tools import Toolbox
 from server.config import Settings
 
@@ -23,7 +25,9 @@ __all__ = ["AgentChatService", "ChatRequest", "build_agent_chat"]
 log = logging.getLogger(__name__)
 
 
-async def build_agent_chat(settings: Settings, shared_toolbox: Toolbox) -> AgentChatService:
+async def build_agent_chat(
+    settings: Settings, shared_toolbox: Toolbox, redis: Redis | None = None
+) -> AgentChatService:
     """The service with everything it needs; close it with `aclose()`."""
     directory = await asyncio.to_thread(AgentDirectory.load, settings.agents_path)
     if weak_secret(settings.auth_secret):
@@ -47,7 +51,7 @@ async def build_agent_chat(settings: Settings, shared_toolbox: Toolbox) -> Agent
         registry=registry,
         reports=reports,
         delegations=delegations,
-        limiter=RateLimiter(settings.max_ai_requests_per_minute),
+        limiter=make_limiter(redis, settings.max_ai_requests_per_minute, "agents"),
         max_message_length=settings.max_message_length,
         context_messages=settings.history_context_messages,
         ai_timeout_seconds=settings.ai_timeout_seconds,

@@ -6,14 +6,9 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from server.agents.auth import InvalidToken, verify_token
 from server.agents.service import AgentChatService
-from server.agents.texts import (
-    AUTH_FAILED,
-    AUTH_REQUIRED,
-    BROADCAST_DISABLED,
-    BROADCAST_FORBIDDEN,
-)
+from server.agents.texts import BROADCAST_DISABLED, BROADCAST_FORBIDDEN
+from server.auth import AUTH_FAILED, AUTH_REQUIRED, InvalidToken, bearer_token, verify_token
 from server.errors import invalid_field
 from server.keys import SETTINGS
 from server.rest.chat import ErrorMessage
@@ -40,11 +35,11 @@ def add_agent_routes(
         secret = request.app[SETTINGS].auth_secret
         if not secret:
             return _error(403, BROADCAST_DISABLED)
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token:
+        token = bearer_token(request.headers.get("Authorization"))
+        if token is None:
             return _error(401, AUTH_REQUIRED)
-        try:
-            grant = verify_token(secret, token.strip())
+        try:  # an admin token needs no user id
+            grant = verify_token(secret, token)
         except InvalidToken:
             return _error(401, AUTH_FAILED)
         if not grant.admin:

@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from models.agents import AgentRole
-from server.agents.auth import Grant
 from server.agents.config import Agent, AgentDirectory
 from server.agents.connections import AutoReport, ClientLink, ConnectionRegistry, Failure
 from server.agents.delegation import Delegations, delegation_request
@@ -31,10 +30,12 @@ from server.agents.texts import (
 )
 from server.agents.tools import AgentToolbox
 from server.ai.base import PromptMessage
+from server.auth import Grant
 from server.chat.lanes import Lanes
-from server.chat.ratelimit import RateLimiter
+from server.chat.ratelimit import Limiter
 from server.chat.tools import Toolbox
-from server.chat.turn import run_turn
+from server.chat.turn import log_turn_failure, run_turn
+from server.db import DB_UNAVAILABLE_ERRORS
 from server.errors import (
     AGENT_NOT_FOUND,
     AI_FAILED,
@@ -45,10 +46,12 @@ from server.errors import (
     message_too_long,
 )
 from server.logs import preview
+from server.metrics import TurnClock
 from server.tasks import BackgroundTasks
 
 log = logging.getLogger(__name__)
 
+AGENT_PROTOCOL = "/ws/chat"  # the metrics' label
 MAX_QUEUED_PER_CLIENT = 50  # frames waiting for their turn; beyond this they are refused
 
 
@@ -71,7 +74,7 @@ class AgentChatService:
         registry: ConnectionRegistry,
         reports: AutoReports,
         delegations: Delegations,
-        limiter: RateLimiter,
+        limiter: Limiter,
         max_message_length: int,
         context_messages: int,
         ai_timeout_seconds: float,
@@ -160,7 +163,7 @@ class AgentChatService:
             raise ChatError(DELEGATION_EMPTY)
         if task is not None and not self._delegations.can_accept(client_id):
             raise ChatError(TOO_MANY_DELEGATIONS)
-        if not self._limiter.allow(client_id):
+        if not await self._limiter.allow(client_id):
             raise ChatError(RATE_LIMITED)
         self.registry.note_project(client_id, agent.project_id)
         await self._history.add(agent, client_id, AgentRole.USER, text)
@@ -184,6 +187,7 @@ class AgentChatService:
         return agent
 
     async def _answer(self, agent: Agent, client_id: str) -> None:
+        turn = TurnClock(AGENT_PROTOCOL)
         context = await self._context(agent, client_id)
         own_tools = [self._delegations.tool_for(agent, client_id)] if agent.can_delegate else []
         shared = self._shared_toolbox if agent.can_search_welfare else None
@@ -196,20 +200,24 @@ class AgentChatService:
                 async with asyncio.timeout(self._ai_timeout):
                     result = await run_turn(llm, toolbox, context, reply.add)
             except Exception as exc:
-                log.warning(
+                log_turn_failure(
+                    log,
                     "agent turn failed",
-                    extra={"client": client_id, "agent": agent.name, "provider": llm.name},
-                    exc_info=exc,
+                    exc,
+                    {"client": client_id, "agent": agent.name, "provider": llm.name},
                 )
+                turn.failed()
                 await reply.fail(AI_FAILED)
                 return
             await reply.flush()
             try:
                 await self._history.add(agent, client_id, AgentRole.ASSISTANT, result.text)
             except Exception as exc:
+                turn.failed()
                 await reply.fail(describe_failure(exc))
                 return
             await reply.end()
+            turn.done()
 
     async def _accept_delegation(self, agent: Agent, client_id: str, task: str) -> None:
         text = delegation_accepted(task)
@@ -238,6 +246,8 @@ class AgentChatService:
         async def run() -> None:
             try:
                 await work
+            except DB_UNAVAILABLE_ERRORS as exc:  # an outage (reports wait for the reconnect)
+                log.warning("agent chat background work failed: database unavailable: %s", exc)
             except Exception:  # nobody awaits these tasks: the failure is logged here
                 log.exception("agent chat background work failed")
 

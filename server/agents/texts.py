@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-AUTH_REQUIRED = "인증이 필요합니다"
-AUTH_FAILED = "인증에 실패했습니다"
+# the same texts on every protocol, defined with the token check
+from server.auth import AUTH_FAILED as AUTH_FAILED
+from server.auth import AUTH_REQUIRED as AUTH_REQUIRED
+
 PROJECT_FORBIDDEN = "이 프로젝트에 접근할 권한이 없습니다"
 AGENT_NOT_RUNNING = "에이전트가 실행 중이 아닙니다"
 CONNECTION_REPLACED = "같은 client_id로 새 연결이 열려 이 연결을 닫습니다"

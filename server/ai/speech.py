@@ -6,11 +6,14 @@ Like the chat models (`server.ai.base`), every provider implements one small int
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:  # kept light: the offline recognizer's worker process imports this module
     from server.config import Settings
+
+FirstByte = Callable[[], None]
 
 
 class STT(Protocol):
@@ -26,8 +29,9 @@ class TTS(Protocol):
     name: str
     format: str  # 'mp3' (openai) or 'wav' (local)
 
-    async def synthesize(self, text: str) -> bytes:
-        """`text` spoken, as one complete audio file in `format`."""
+    async def synthesize(self, text: str, *, on_first_byte: FirstByte | None = None) -> bytes:
+        """`text` spoken, as one complete audio file in `format`. `on_first_byte()` runs
+        when the provider's first audio byte arrives (latency figures)."""
         ...
 
 

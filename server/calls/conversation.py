@@ -8,6 +8,7 @@ AUDIO and the call id in their metadata, so the model's context is the call's ow
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,6 +17,7 @@ from server.ai.base import LLM, PromptMessage
 from server.calls.errors import NothingHeard
 from server.calls.prompts import CALL_GREETING, PHONE_COUNSELOR_SYSTEM_PROMPT
 from server.calls.sentences import SentenceSplitter
+from server.calls.timing import ModelClock
 from server.chat.history import HistoryStore, StoredMessage
 from server.chat.lanes import Lanes
 from server.chat.service import conversation_order
@@ -67,13 +69,14 @@ class VoiceConversation:
         on_sentence: SentenceSink | None = None,
         *,
         system_prompt: str | None = None,
+        model_clock: ModelClock | None = None,
     ) -> str:
         """Store the caller's words, answer them and store the answer; return its text.
 
         `on_sentence` gets each complete sentence while the model streams, so speech can
         start on the first one; keep it quick (queue the work). Its failures are logged and
         do not stop the reply. The model's failure is `ChatError(AI_FAILED)`; the transcript
-        stays stored.
+        stays stored. `model_clock`, when given, records the time spent waiting on the model.
         """
         transcript = transcript.strip()
         if not transcript:
@@ -94,14 +97,17 @@ class VoiceConversation:
                 for sentence in splitter.feed(delta):
                     await _speak(on_sentence, sentence, call_id)
 
+            llm = self.llm if model_clock is None else model_clock.timed(self.llm)
             result = await answer_within(
-                self.llm,
+                llm,
                 self.toolbox,
                 context,
                 on_delta,
                 timeout=self.ai_timeout,
                 log_context={"call": call_id},
             )
+            if model_clock is not None:
+                model_clock.done = time.monotonic()
             for sentence in splitter.flush():
                 await _speak(on_sentence, sentence, call_id)
             metadata: dict[str, Any] = {"callId": call_id, "replyTo": asked.id}

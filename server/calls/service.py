@@ -37,7 +37,11 @@ class CallService:
         (REST `/end`, a hang-up): the voice layer closes the call's AI peer there."""
         self._end_listeners.append(listener)
 
-    async def create(self, caller_number: str, receiver_number: str | None = None) -> Call:
+    async def create(
+        self, caller_number: str, receiver_number: str | None = None, owner: str | None = None
+    ) -> Call:
+        """Place a call. Its session belongs to `owner` (the token's user with AUTH_SECRET),
+        else to the caller's number, as before."""
         caller = normalize_phone(caller_number)
         if caller is None:
             raise InvalidField("callerNumber")
@@ -61,7 +65,7 @@ class CallService:
         # The call's transcript lives in chat_messages under this session, so the session
         # exists too: the chat REST route serves the transcript.
         await ChatSession.create(
-            user_id=caller, session_id=session_id, is_active=True, last_activity=now
+            user_id=owner or caller, session_id=session_id, is_active=True, last_activity=now
         )
         log.info("call placed", extra={"call": call.id, "session": session_id})
         return call

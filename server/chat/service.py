@@ -11,7 +11,7 @@ from models import Sender
 from server.ai.base import LLM, PromptMessage
 from server.chat.history import HistoryStore, StoredMessage
 from server.chat.lanes import Lanes
-from server.chat.ratelimit import RateLimiter
+from server.chat.ratelimit import Limiter
 from server.chat.sessions import ChatSessionService, JoinedSession
 from server.chat.tools import Toolbox
 from server.chat.turn import DeltaSink, answer_within
@@ -19,6 +19,7 @@ from server.errors import (
     GREETING,
     MESSAGE_EMPTY,
     RATE_LIMITED,
+    SESSION_NOT_FOUND,
     ChatError,
     message_too_long,
 )
@@ -45,7 +46,7 @@ class ChatService:
         history: HistoryStore,
         llm: LLM,
         toolbox: Toolbox,
-        limiter: RateLimiter,
+        limiter: Limiter,
         system_prompt: str,
         max_message_length: int,
         context_messages: int,
@@ -69,8 +70,18 @@ class ChatService:
         if not joined.is_new:
             history = await self.store.recent(joined.session_id, HISTORY_LIMIT)
             return JoinResult(joined, history, None)
+        self.store.started(joined.session_id)
         greeting = await self.store.add(joined.session_id, Sender.ASSISTANT, GREETING)
         return JoinResult(joined, [], greeting)
+
+    async def missed(self, session_id: str, last_seen_id: str) -> list[StoredMessage]:
+        """What a client that saw `last_seen_id` last has not seen: the user and assistant
+        messages stored after it, in order (nothing when the id is not of this session)."""
+        later = await self.store.after(session_id, last_seen_id)
+        if later is None:
+            log.info("resume from an unknown message id", extra={"session": session_id})
+            return []
+        return [m for m in later if m.sender in (Sender.USER.value, Sender.ASSISTANT.value)]
 
     async def history(self, session_id: str, limit: int = HISTORY_LIMIT) -> list[StoredMessage]:
         return await self.store.recent(session_id, max(1, min(limit, HISTORY_LIMIT)))
@@ -84,10 +95,14 @@ class ChatService:
             raise ChatError(MESSAGE_EMPTY)
         if len(text) > self.max_message_length:
             raise ChatError(message_too_long(self.max_message_length))
-        if not self.limiter.allow(session_id):
+        if not await self.limiter.allow(session_id):
             raise ChatError(RATE_LIMITED)
-        await self.sessions.touch_active(session_id)
-        stored = await self.store.add(session_id, Sender.USER, text)
+        # `last_activity` is refreshed at most every few seconds (the idle timeout is
+        # minutes); whether the session is active is checked by the insert itself
+        await self.sessions.touch_lightly(session_id)
+        stored = await self.store.add_if_active(session_id, Sender.USER, text)
+        if stored is None:
+            raise ChatError(SESSION_NOT_FOUND)
         self._pending.setdefault(session_id, set()).add(stored.id)
         log.info("user message", extra={"session": session_id, "text": preview(text)})
         return stored
@@ -130,7 +145,7 @@ class ChatService:
         the queue are left out, so the model answers one question at a time, in order.
         """
         waiting = self._pending.get(current.session_id, set()) - {current.id}
-        recent = await self.store.recent(
+        recent = await self.store.context(
             current.session_id, 2 * self.context_messages + len(waiting)
         )
         earlier = [

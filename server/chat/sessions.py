@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 
 from models import ChatSession
 from server.chat import clock
+from server.chat.batch import Batcher, gate_for
 from server.errors import SESSION_FORBIDDEN, SESSION_NOT_FOUND, ChatError
+
+_SESSION_ID_LENGTH = 255  # `chat_sessions.session_id`
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,40 +35,50 @@ class ChatSessionService:
         # Typing can arrive many times a second; `last_activity` needs far less precision.
         self._touch_every = min(10.0, timeout_seconds / 10)
         self._last_touch: dict[str, float] = {}
+        self._inserts: _SessionInserts | None = None
+
+    def _gate(self) -> asyncio.Semaphore:
+        """The queue the chat's statements share (`server.chat.batch`): the ORM's pool
+        itself is not first come, first served, and a thousand joins at once showed it."""
+        return gate_for(ChatSession._meta.db)
 
     async def join(self, user_id: str, session_id: str | None) -> JoinedSession:
         if session_id is None:
             return await self._create(user_id, str(uuid.uuid4()))
-        row = await ChatSession.get_or_none(session_id=session_id)
+        async with self._gate():
+            row = await ChatSession.get_or_none(session_id=session_id)
         if row is None:
             try:
                 return await self._create(user_id, session_id)
             except IntegrityError:  # created by a concurrent join a moment ago
-                row = await ChatSession.get(session_id=session_id)
+                async with self._gate():
+                    row = await ChatSession.get(session_id=session_id)
         if row.user_id != user_id:
             raise ChatError(SESSION_FORBIDDEN)
         now = clock.now()
         expired = not row.is_active or now - row.last_activity > self.timeout
-        await ChatSession.filter(session_id=session_id).update(
-            is_active=True, last_activity=now, updated_at=now
-        )
+        async with self._gate():
+            await ChatSession.filter(session_id=session_id).update(
+                is_active=True, last_activity=now, updated_at=now
+            )
         self._last_touch[session_id] = time.monotonic()
         return JoinedSession(session_id, user_id, is_new=False, reactivated=expired)
 
     async def _create(self, user_id: str, session_id: str) -> JoinedSession:
-        now = clock.now()
-        await ChatSession.create(
-            user_id=user_id, session_id=session_id, is_active=True, last_activity=now
-        )
+        conn = ChatSession._meta.db
+        if self._inserts is None or self._inserts.conn is not conn:
+            self._inserts = _SessionInserts(conn)
+        await self._inserts.add(user_id, session_id, clock.now())
         self._last_touch[session_id] = time.monotonic()
         return JoinedSession(session_id, user_id, is_new=True, reactivated=False)
 
     async def touch_active(self, session_id: str) -> None:
         """Mark activity; fails with `세션을 찾을 수 없습니다` if the session is not active."""
         now = clock.now()
-        updated = await ChatSession.filter(session_id=session_id, is_active=True).update(
-            last_activity=now, updated_at=now
-        )
+        async with self._gate():
+            updated = await ChatSession.filter(session_id=session_id, is_active=True).update(
+                last_activity=now, updated_at=now
+            )
         if not updated:
             raise ChatError(SESSION_NOT_FOUND)
         self._last_touch[session_id] = time.monotonic()
@@ -96,4 +112,29 @@ class ChatSessionService:
         return ended
 
     async def exists(self, session_id: str) -> bool:
+        if len(session_id) > _SESSION_ID_LENGTH:  # names no session; the ORM refuses to compare
+            return False
         return await ChatSession.filter(session_id=session_id).exists()
+
+
+class _SessionInserts:
+    """New sessions, batched like the messages (`server.chat.batch`): a thousand clients
+    joining at once are a few multi-row INSERTs. A duplicate `session_id` fails its own row
+    only, with the ORM's `IntegrityError`."""
+
+    def __init__(self, conn: BaseDBAsyncClient) -> None:
+        self.conn = conn
+        p = "%s" if conn.capabilities.dialect == "mysql" else "?"
+        self._row = "(" + ", ".join([p] * 7) + ")"
+        self._batcher: Batcher[Sequence[Any], None] = Batcher(self._insert_many, gate_for(conn))
+
+    async def add(self, user_id: str, session_id: str, now: datetime) -> None:
+        await self._batcher.submit((str(uuid.uuid4()), user_id, session_id, 1, now, now, now))
+
+    async def _insert_many(self, rows: Sequence[Sequence[Any]]) -> list[None]:
+        await self.conn.execute_query(
+            "INSERT INTO chat_sessions (id, user_id, session_id, is_active, last_activity, "
+            f"created_at, updated_at) VALUES {', '.join([self._row] * len(rows))}",
+            [v for row in rows for v in row],
+        )
+        return [None] * len(rows)

@@ -29,10 +29,11 @@ class Tool:
 class Toolbox:
     def __init__(self, tools: Iterable[Tool]) -> None:
         self._tools = {t.spec.name: t for t in tools}
+        self._specs = [t.spec for t in self._tools.values()]
 
     @property
     def specs(self) -> list[ToolSpec]:
-        return [t.spec for t in self._tools.values()]
+        return list(self._specs)
 
     async def call(self, call: ToolCall) -> str:
         """The tool's result as JSON text; a bad call becomes an error the model can read."""

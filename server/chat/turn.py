@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from server.ai.base import LLM, PromptMessage, ProviderError, TextDelta
 from server.chat.tools import Toolbox
 from server.errors import AI_FAILED, ChatError
+from server.metrics import PROVIDER_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -29,17 +31,37 @@ async def run_turn(
     messages: Sequence[PromptMessage],
     on_delta: DeltaSink | None = None,
 ) -> TurnResult:
-    """Stream the reply; the deltas passed to `on_delta` add up to the returned text."""
+    """Stream the reply; the deltas passed to `on_delta` add up to the returned text.
+
+    The provider's share is measured here, once for every protocol: `llm_first_token` (the
+    turn's first request to its first text) and `llm_total` (time in the model, tools
+    excluded), in PROVIDER_SECONDS."""
+    timing = _ModelTiming(llm.name)
+    try:
+        return await _run_rounds(llm, toolbox, messages, on_delta, timing)
+    finally:
+        timing.observe_total()
+
+
+async def _run_rounds(
+    llm: LLM,
+    toolbox: Toolbox,
+    messages: Sequence[PromptMessage],
+    on_delta: DeltaSink | None,
+    timing: _ModelTiming,
+) -> TurnResult:
     conversation = list(messages)
     result = TurnResult(text="")
     for round_no in range(MAX_TOOL_ROUNDS + 1):
         tools = toolbox.specs if round_no < MAX_TOOL_ROUNDS else []
         round_text: list[str] = []
         calls = []
+        timing.round_started()
         async for event in llm.stream(conversation, tools):
             if isinstance(event, TextDelta):
                 if not event.text:
                     continue
+                timing.text_arrived()
                 if not round_text and result.text:
                     # a new paragraph after the text that preceded a tool call
                     await _emit(on_delta, "\n\n")
@@ -49,6 +71,7 @@ async def run_turn(
                 await _emit(on_delta, event.text)
             else:
                 calls.append(event)
+        timing.round_ended()
         if not calls:
             if not result.text.strip():
                 raise ProviderError("the model returned an empty reply")
@@ -61,6 +84,35 @@ async def run_turn(
             result.tools_used.append({"name": call.name, "arguments": call.arguments})
             conversation.append(PromptMessage("tool", output, tool_call_id=call.id))
     raise ProviderError("the model kept calling tools")
+
+
+class _ModelTiming:
+    __slots__ = ("_first_text", "_in_model", "_provider", "_round_started", "_started")
+
+    def __init__(self, provider: str) -> None:
+        self._provider = provider
+        self._started = time.monotonic()
+        self._round_started: float | None = None
+        self._first_text = False
+        self._in_model = 0.0
+
+    def round_started(self) -> None:
+        self._round_started = time.monotonic()
+
+    def text_arrived(self) -> None:
+        if not self._first_text:
+            self._first_text = True
+            elapsed = time.monotonic() - self._started
+            PROVIDER_SECONDS.labels(self._provider, "llm_first_token").observe(elapsed)
+
+    def round_ended(self) -> None:
+        if self._round_started is not None:
+            self._in_model += time.monotonic() - self._round_started
+            self._round_started = None
+
+    def observe_total(self) -> None:
+        self.round_ended()  # a round cut short by a failure or the deadline counts too
+        PROVIDER_SECONDS.labels(self._provider, "llm_total").observe(self._in_model)
 
 
 async def _emit(sink: DeltaSink | None, text: str) -> None:
@@ -83,5 +135,20 @@ async def answer_within(
         async with asyncio.timeout(timeout):
             return await run_turn(llm, toolbox, messages, on_delta)
     except Exception as exc:
-        log.warning("AI turn failed", extra={**log_context, "provider": llm.name}, exc_info=exc)
+        log_turn_failure(log, "AI turn failed", exc, {**log_context, "provider": llm.name})
         raise ChatError(AI_FAILED) from exc
+
+
+def log_turn_failure(
+    logger: logging.Logger, what: str, exc: BaseException, extra: dict[str, str]
+) -> None:
+    """A provider failing or timing out is an outage to see, in one line with its cause (a
+    traceback per turn would flood the log); anything else is a bug, logged with its trace."""
+    expected = (TimeoutError, ProviderError, ChatError)
+    if isinstance(exc, expected):
+        cause = exc.__cause__ if isinstance(exc, ChatError) and exc.__cause__ else exc
+        if isinstance(cause, expected) or not isinstance(exc, ChatError):
+            reason = "timed out" if isinstance(cause, TimeoutError) else str(cause)[:300]
+            logger.warning("%s: %s", what, reason, extra=extra)
+            return
+    logger.warning(what, extra=extra, exc_info=exc)

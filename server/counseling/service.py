@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from server.ai.base import LLM, PromptMessage
 from server.chat.coalesce import DeltaCoalescer
 from server.chat.lanes import Lanes
-from server.chat.ratelimit import RateLimiter
+from server.chat.ratelimit import Limiter
 from server.chat.tools import Toolbox
 from server.chat.turn import answer_within
 from server.counseling.prompts import Emotion, system_prompt
@@ -24,9 +24,11 @@ from server.errors import (
     message_too_long,
 )
 from server.logs import preview
+from server.metrics import TurnClock
 
 log = logging.getLogger(__name__)
 
+COUNSELING_PROTOCOL = "/ws/session"  # the metrics' label
 CONTEXT_EXCHANGES = 10  # CONTRACT §5: the last 10 exchanges of the session
 ChunkSink = Callable[[str], Awaitable[None]]
 
@@ -45,7 +47,7 @@ class CounselingService:
         *,
         llm: LLM,
         store: ConversationStore,
-        limiter: RateLimiter,
+        limiter: Limiter,
         max_message_length: int,
         ai_timeout_seconds: float,
         delta_flush_seconds: float,
@@ -63,7 +65,7 @@ class CounselingService:
         self.toolbox = Toolbox([])
         self._turns = Lanes()
 
-    def accept(
+    async def accept(
         self,
         session_id: str,
         message: str,
@@ -76,7 +78,7 @@ class CounselingService:
             raise ChatError(COUNSELING_MESSAGE_EMPTY)
         if len(message) > self.max_message_length:
             raise ChatError(message_too_long(self.max_message_length))
-        if not self.limiter.allow(session_id):
+        if not await self.limiter.allow(session_id):
             log.info(
                 "counseling request over the rate limit",
                 extra={"session": session_id, "text": preview(message)},
@@ -90,6 +92,16 @@ class CounselingService:
         Turns of one session run one at a time in the order requested, so each sees the
         exchanges before it. The chunks add up exactly to the stored `ai_response`.
         """
+        turn = TurnClock(COUNSELING_PROTOCOL)
+        try:
+            text = await self._reply(request, on_chunk)
+        except Exception:
+            turn.failed()
+            raise
+        turn.done()
+        return text
+
+    async def _reply(self, request: CounselingRequest, on_chunk: ChunkSink) -> str:
         session_id = request.session_id
         async with self._turns.lane(session_id):
             log.info(
@@ -150,7 +162,7 @@ class CounselingService:
             )
 
 
-async def forget_idle_limits(limiter: RateLimiter, interval: float = 60.0) -> None:
+async def forget_idle_limits(limiter: Limiter, interval: float = 60.0) -> None:
     """Session ids are the client's choice: drop the counters of quiet ones, forever."""
     while True:
         await asyncio.sleep(interval)

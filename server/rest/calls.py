@@ -9,11 +9,12 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from models.calls import Call
 from server.ai.audio import upload_filename
 from server.ai.speech import create_speech
+from server.auth import Refused, request_grant
 from server.calls.conversation import VoiceConversation
 from server.calls.errors import (
     CallFinished,
@@ -30,16 +31,19 @@ from server.calls.service import CallService
 from server.chat import clock
 from server.chat.history import HistoryStore
 from server.db import DB_UNAVAILABLE_ERRORS
-from server.errors import TEMPORARY_FAILURE, ChatError, InvalidField
+from server.errors import TEMPORARY_FAILURE, ChatError, InvalidField, invalid_field
 from server.keys import LLM_CLIENT, SETTINGS, TOOLBOX
+from server.ownership import require_owner
 from server.rest import calls_schemas as schema
-from server.rest.openapi import ApiRegistry, Operation
+from server.rest.openapi import ApiRegistry, Operation, auth_responses
 
 log = logging.getLogger(__name__)
 
 MAX_AUDIO_BYTES = 25 * 1024 * 1024  # OpenAI's transcription limit
 MAX_FIELD_BYTES = 16 * 1024  # callId, systemPrompt
-DataHandler = Callable[[web.Request], Awaitable[dict[str, Any]]]
+# a handler gets the request and the token's user (None without AUTH_SECRET)
+DataHandler = Callable[[web.Request, str | None], Awaitable[dict[str, Any]]]
+PUBLIC = {"/api/v1/calls/config"}  # answered without a token even with AUTH_SECRET
 
 _STATUS_OF_ERROR: list[tuple[type[ChatError], int]] = [
     (InvalidField, 400),
@@ -53,8 +57,13 @@ _STATUS_OF_ERROR: list[tuple[type[ChatError], int]] = [
 
 def add_call_routes(app: web.Application, api: ApiRegistry) -> None:
     app.cleanup_ctx.append(_calls_core)
-    errors = {400: schema.CallErrorResponse, 404: schema.CallErrorResponse}
-    conflict = {**errors, 409: schema.CallErrorResponse}
+    auth = auth_responses(app, schema.CallErrorResponse)  # with AUTH_SECRET
+    errors: dict[int, type[BaseModel]] = {
+        400: schema.CallErrorResponse,
+        404: schema.CallErrorResponse,
+        **auth,
+    }
+    conflict: dict[int, type[BaseModel]] = {**errors, 409: schema.CallErrorResponse}
     routes: list[tuple[Operation, DataHandler]] = [
         # `config` before `{callId}`: the first route that matches wins
         (Operation("GET", "/api/v1/calls/config", "calls", "WebRTC configuration",
@@ -73,11 +82,11 @@ def add_call_routes(app: web.Application, api: ApiRegistry) -> None:
                    "End a call in progress (ENDED, with endedAt and duration)",
                    {200: schema.CallResponse, **conflict}), end),
         (Operation("GET", "/api/v1/calls/{callId}", "calls", "A call",
-                   {200: schema.CallResponse, 404: schema.CallErrorResponse}), get),
+                   {200: schema.CallResponse, 404: schema.CallErrorResponse, **auth}), get),
     ]  # fmt: skip
     for operation, handler in routes:
         success = min(operation.responses)
-        api.add(app, operation, _enveloped(handler, success))
+        api.add(app, operation, _enveloped(handler, success, public=operation.path in PUBLIC))
 
 
 async def _calls_core(app: web.Application) -> AsyncIterator[None]:
@@ -102,14 +111,14 @@ async def _calls_core(app: web.Application) -> AsyncIterator[None]:
         await speech.aclose()
 
 
-async def config(request: web.Request) -> dict[str, Any]:
+async def config(request: web.Request, user: str | None) -> dict[str, Any]:
     return {"config": rtc_configuration(request.app[SETTINGS])}
 
 
-async def create(request: web.Request) -> dict[str, Any]:
+async def create(request: web.Request, user: str | None) -> dict[str, Any]:
     try:
         body = await request.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
         raise InvalidField("body") from None
     if not isinstance(body, dict):
         raise InvalidField("body")
@@ -117,29 +126,41 @@ async def create(request: web.Request) -> dict[str, Any]:
         payload = schema.CreateCallBody.model_validate(body)
     except ValidationError as exc:
         raise InvalidField(str(exc.errors()[0]["loc"][0])) from None
-    call = await request.app[CALLS].create(payload.callerNumber, payload.receiverNumber)
+    call = await request.app[CALLS].create(payload.callerNumber, payload.receiverNumber, owner=user)
     return {"call": call_json(call)}
 
 
-async def connect(request: web.Request) -> dict[str, Any]:
-    return {"call": call_json(await request.app[CALLS].connect(request.match_info["callId"]))}
+async def connect(request: web.Request, user: str | None) -> dict[str, Any]:
+    call_id = await _own_call(request, request.match_info["callId"], user)
+    return {"call": call_json(await request.app[CALLS].connect(call_id))}
 
 
-async def end(request: web.Request) -> dict[str, Any]:
-    return {"call": call_json(await request.app[CALLS].end(request.match_info["callId"]))}
+async def end(request: web.Request, user: str | None) -> dict[str, Any]:
+    call_id = await _own_call(request, request.match_info["callId"], user)
+    return {"call": call_json(await request.app[CALLS].end(call_id))}
 
 
-async def get(request: web.Request) -> dict[str, Any]:
+async def get(request: web.Request, user: str | None) -> dict[str, Any]:
+    await _own_call(request, request.match_info["callId"], user)
     return {"call": call_json(await request.app[CALLS].get(request.match_info["callId"]))}
 
 
-async def process(request: web.Request) -> dict[str, Any]:
+async def _own_call(request: web.Request, call_id: str, user: str | None) -> str:
+    """`call_id`, once it is known to be `user`'s call (`Forbidden` otherwise)."""
+    if user is not None:
+        call = await request.app[CALLS].get(call_id)
+        await require_owner(call.session_id, user, not_found=CallNotFound())
+    return call_id
+
+
+async def process(request: web.Request, user: str | None) -> dict[str, Any]:
     form = await _read_form(request)
     audio, call_id = form.get("audio"), form.get("callId")
     if not isinstance(audio, tuple) or not audio[1]:
         raise InvalidField("audio")
     if not isinstance(call_id, str) or not call_id.strip():
         raise InvalidField("callId")
+    await _own_call(request, call_id.strip(), user)
     prompt = form.get("systemPrompt")
     system_prompt = prompt.strip() if isinstance(prompt, str) else ""
     app = request.app
@@ -215,11 +236,16 @@ async def _read_part(part: BodyPartReader, limit: int) -> bytes:
 
 
 def _enveloped(
-    handler: DataHandler, status: int
+    handler: DataHandler, status: int, *, public: bool = False
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def respond(request: web.Request) -> web.Response:
         try:
-            data = await handler(request)
+            user = None if public else request_grant(request).user
+            data = await handler(request, user)
+        except web.HTTPRequestEntityTooLarge:  # over MAX_PAYLOAD_BYTES
+            return _error(invalid_field("body"), 413)
+        except Refused as exc:
+            return _error(exc.message, exc.status)
         except ChatError as exc:
             code = next((c for kind, c in _STATUS_OF_ERROR if isinstance(exc, kind)), 502)
             return _error(exc.message, code)

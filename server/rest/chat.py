@@ -8,10 +8,12 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from server import db
+from server.auth import Forbidden, Refused, request_grant
 from server.chat import clock
 from server.chat.service import ChatService
 from server.errors import SESSION_NOT_FOUND
-from server.rest.openapi import ApiRegistry, Operation
+from server.ownership import chat_session_owner
+from server.rest.openapi import ApiRegistry, Operation, auth_responses
 
 
 class MessageOut(BaseModel):
@@ -50,6 +52,12 @@ def add_chat_routes(
     async def session_messages(request: web.Request) -> web.Response:
         session_id = request.match_info["sessionId"]
         service = request.app[chat]
+        try:  # with AUTH_SECRET, only the session's own user reads it
+            user = request_grant(request).user
+            if user is not None and await chat_session_owner(session_id) not in (None, user):
+                raise Forbidden()
+        except Refused as exc:
+            return web.json_response({"message": exc.message}, status=exc.status)
         if not await service.sessions.exists(session_id):
             return web.json_response({"message": SESSION_NOT_FOUND}, status=404)
         messages = await service.history(session_id)
@@ -85,7 +93,7 @@ def add_chat_routes(
             "/api/v1/chat/sessions/{sessionId}/messages",
             "chat",
             "Stored messages of a chat session",
-            {200: SessionMessages, 404: ErrorMessage},
+            {200: SessionMessages, 404: ErrorMessage, **auth_responses(app, ErrorMessage)},
         ),
         session_messages,
     )

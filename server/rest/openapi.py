@@ -15,6 +15,8 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 from swagger_ui_bundle import swagger_ui_path
 
+from server.keys import SETTINGS
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _DOCS_PAGE = """<!DOCTYPE html>
@@ -35,6 +37,12 @@ class Operation:
     responses: dict[int, type[BaseModel]]
     body: type[BaseModel] | None = None
     body_content_type: str = "application/json"
+
+
+def auth_responses(app: web.Application, model: type[BaseModel]) -> dict[int, type[BaseModel]]:
+    """401 and 403 of a route that asks for a token: documented when AUTH_SECRET is set, the
+    only time the route answers them."""
+    return {401: model, 403: model} if app[SETTINGS].auth_secret else {}
 
 
 @dataclass

@@ -11,11 +11,12 @@ from server.ai.base import LLM
 from server.chat import clock
 from server.chat.coalesce import DeltaCoalescer
 from server.chat.lanes import Lanes
-from server.chat.ratelimit import RateLimiter
+from server.chat.ratelimit import Limiter
 from server.chat.tools import Toolbox
-from server.chat.turn import run_turn
+from server.chat.turn import log_turn_failure, run_turn
 from server.errors import AI_FAILED, RATE_LIMITED, TEMPORARY_FAILURE, ChatError
 from server.logs import preview
+from server.metrics import TurnClock
 from server.rooms.frames import (
     LLM_PARTICIPANT,
     IncomingFrame,
@@ -30,6 +31,8 @@ from server.rooms.transcript import context_entries, transcript
 
 log = logging.getLogger(__name__)
 
+ROOM_PROTOCOL = "/v1/session/chat"  # the metrics' label
+
 
 class RoomService:
     def __init__(
@@ -38,10 +41,11 @@ class RoomService:
         room_log: RoomLog,
         llm: LLM,
         toolbox: Toolbox,
-        limiter: RateLimiter,
+        limiter: Limiter,
         context_messages: int,
         ai_timeout_seconds: float,
         delta_flush_seconds: float,
+        registry: RoomRegistry | None = None,
     ) -> None:
         self.log = room_log
         self.llm = llm
@@ -50,17 +54,17 @@ class RoomService:
         self.context_messages = context_messages
         self.ai_timeout = ai_timeout_seconds
         self.delta_flush = delta_flush_seconds
-        self.registry = RoomRegistry()
+        self.registry = registry or RoomRegistry()
         # every client of a room receives its frames in the order they are stored
         self._delivery = Lanes()
         self._turns = Lanes()  # model turns of a room, one at a time, in order
         self._turn_tasks: set[asyncio.Task[None]] = set()
 
-    def join(self, sid: str, client: RoomClient) -> None:
-        self.registry.join(sid, client)
+    async def join(self, sid: str, client: RoomClient) -> None:
+        await self.registry.join(sid, client)
 
-    def leave(self, sid: str, client: RoomClient) -> None:
-        self.registry.leave(sid, client)
+    async def leave(self, sid: str, client: RoomClient) -> None:
+        await self.registry.leave(sid, client)
         if not self.registry.clients(sid):
             self.limiter.forget_idle()  # keeps the limiter from growing with every room ever used
 
@@ -70,7 +74,7 @@ class RoomService:
     async def post(self, sid: str, frame: IncomingFrame, sender: RoomClient) -> LogEntry:
         """Store a client's frame and send it to the room; if it asks the model, queue the
         model's turn (its reply streams to the room later)."""
-        if frame.prompt is not None and not self.limiter.allow(sid):
+        if frame.prompt is not None and not await self.limiter.allow(sid):
             raise ChatError(RATE_LIMITED)
         entry = await self._publish(sid, frame.participant, frame.body)
         log.info(
@@ -113,24 +117,27 @@ class RoomService:
             await self.registry.broadcast(sid, frame)
 
     async def _answer(self, sid: str, asking: LogEntry, question: str, sender: RoomClient) -> None:
+        turn = TurnClock(ROOM_PROTOCOL)
         # nothing may be awaited before the lane is entered: that keeps the turns in order
         async with self._turns.lane(sid):
             try:
                 text = await self._generate(sid, asking, question)
             except Exception as exc:
-                log.warning(
-                    "room AI turn failed",
-                    extra={"sid": sid, "provider": self.llm.name},
-                    exc_info=exc,
+                turn.failed()
+                log_turn_failure(
+                    log, "room AI turn failed", exc, {"sid": sid, "provider": self.llm.name}
                 )
                 await sender.send(error_frame(AI_FAILED))
                 return
             try:
                 await self._publish(sid, LLM_PARTICIPANT, response_frame(text))
             except Exception as exc:  # nobody awaits this task: every failure ends here
+                turn.failed()
                 log.warning("room reply not stored", extra={"sid": sid}, exc_info=exc)
                 reason = exc.message if isinstance(exc, ChatError) else TEMPORARY_FAILURE
                 await sender.send(error_frame(reason))
+                return
+            turn.done()
 
     async def _generate(self, sid: str, asking: LogEntry, question: str) -> str:
         recent = await self.log.read(sid, self.context_messages)

@@ -16,6 +16,8 @@ from typing import Any
 
 from aiortc import RTCIceCandidate
 
+from server.metrics import ACTIVE_CALLS
+from server.voice import opus
 from server.voice.outbound import SpeakerTrack
 from server.voice.peer import AIPeer
 from server.voice.pipeline import CallPipeline
@@ -72,10 +74,12 @@ class AICall:
         self.media_flowed = False
         self.closed = False
         self._tasks: set[asyncio.Task[None]] = set()
+        ACTIVE_CALLS.inc()  # until hang_up, which every AI peer reaches (registry)
 
     async def answer(self, offer_sdp: str) -> str:
         await self._transition("connect", self._calls.connect)
         sdp = await self.peer.answer(offer_sdp)
+        self.track.send_opus = opus.is_opus(self.peer.send_codec or "")
         self._spawn(self._connect_or_give_up())
         return sdp
 
@@ -87,6 +91,7 @@ class AICall:
         if self.closed:
             return
         self.closed = True
+        ACTIVE_CALLS.dec()
         current = asyncio.current_task()
         others = [t for t in self._tasks if t is not current]
         for task in others:
@@ -98,7 +103,8 @@ class AICall:
         if update_call:
             await self._transition("hang_up", self._calls.hang_up)
         self._on_closed(self)
-        log.info("ai peer closed", extra={"callId": self.call_id})
+        # the outgoing audio's punctuality over the call (late frames = audible gaps)
+        log.info("ai peer closed", extra={"callId": self.call_id, **self.track.pacing.as_log()})
 
     def _on_peer_state(self, state: str) -> None:
         if state == "connected" and not self.media_flowed:

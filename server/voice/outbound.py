@@ -1,41 +1,87 @@
-"""The AI's outgoing audio track: 20 ms frames at 48 kHz, silence whenever nothing plays.
+"""The AI's outgoing audio track: one 20 ms unit every 20 ms, silence whenever nothing plays.
 
 aiortc's sender pulls `recv()` as fast as it returns, so the track paces itself on the
 monotonic clock; pts grow by exactly one frame each time, also across silence, as RTP
 timestamps must. Clips queued with `play` are played back to back.
+
+Once the call has negotiated Opus (`send_opus`), clips come encoded (`open_clip`, filled by
+`server.voice.clips`) and the track hands aiortc Opus packets, silence included, which it
+only packetizes; a clip of PCM (`play`) is still sent as frames for aiortc to encode.
 """
 
 from __future__ import annotations
 
 import asyncio
 import fractions
+import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 from av.audio.frame import AudioFrame
+from av.packet import Packet
+
+from server.voice import opus
+
+log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 48_000
 FRAME_SAMPLES = 960  # 20 ms
 FRAME_BYTES = FRAME_SAMPLES * 2  # s16 mono
+FRAME_SECONDS = FRAME_SAMPLES / SAMPLE_RATE
 TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
 # Later than this behind the clock (a stalled loop), the track stops catching up in a burst.
 MAX_LAG_SECONDS = 0.2
+_SILENT_FRAME = bytes(FRAME_BYTES)
+
+
+@dataclass(slots=True)
+class Pacing:
+    """How punctually the track handed out its units: one handed out more than a frame
+    period (20 ms) after its slot is late; a resync is a lag past MAX_LAG_SECONDS, after
+    which the clock restarts (the caller hears a gap)."""
+
+    frames: int = 0
+    late: int = 0
+    resyncs: int = 0
+    starved: int = 0  # silence inside a clip whose next units had not been decoded yet
+    max_lag: float = 0.0  # seconds
+
+    def as_log(self) -> dict[str, float | int]:
+        return {
+            "frames": self.frames,
+            "lateFrames": self.late,
+            "resyncs": self.resyncs,
+            "starvedFrames": self.starved,
+            "maxLagMs": round(self.max_lag * 1000, 1),
+        }
 
 
 @dataclass(eq=False)
 class Clip:
-    """Audio queued for playing; `on_start` runs when its first frame goes out."""
+    """Audio queued for playing, as 20 ms units (PCM frames, or Opus packets when
+    `encoded`); `on_start` runs when its first unit goes out. A clip opened with
+    `open_clip` gets its units as they are decoded (`add`) until `close`."""
 
-    pcm: bytes
+    units: list[bytes]
+    encoded: bool = False
     on_start: Callable[[float], None] | None = None
     finished: asyncio.Future[None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
-    offset: int = 0
+    played: int = 0
+    complete: bool = True
+
+    def add(self, units: Sequence[bytes]) -> None:
+        self.units.extend(units)
+
+    def close(self) -> None:
+        self.complete = True
+        if not self.units and not self.finished.done():
+            self.finished.set_result(None)  # nothing came: the track skips it
 
 
 class SpeakerTrack(MediaStreamTrack):
@@ -46,11 +92,22 @@ class SpeakerTrack(MediaStreamTrack):
         self._clips: deque[Clip] = deque()
         self._start: float | None = None
         self._pts = 0
+        self.send_opus = False  # the peer sets it once Opus is the negotiated codec
+        self.pacing = Pacing()
 
     def play(self, pcm: bytes, on_start: Callable[[float], None] | None = None) -> Clip:
         """Queue s16 mono 48 kHz PCM; await `clip.finished` to know it has been played."""
-        clip = Clip(pcm[: len(pcm) - len(pcm) % 2], on_start)
-        if self.readyState != "live":
+        pcm += bytes(-len(pcm) % FRAME_BYTES)
+        frames = [pcm[i : i + FRAME_BYTES] for i in range(0, len(pcm), FRAME_BYTES)]
+        return self._queue(Clip(frames, False, on_start))
+
+    def open_clip(self, on_start: Callable[[float], None] | None = None) -> Clip:
+        """Queue a clip whose units come later (`clip.add`, then `clip.close`): Opus packets
+        when `send_opus`, else PCM frames of 20 ms."""
+        return self._queue(Clip([], self.send_opus, on_start, complete=False))
+
+    def _queue(self, clip: Clip) -> Clip:
+        if self.readyState != "live" or (clip.complete and not clip.units):
             clip.finished.set_result(None)
             return clip
         self._clips.append(clip)
@@ -59,9 +116,11 @@ class SpeakerTrack(MediaStreamTrack):
     def clear(self) -> None:
         """Drop whatever is queued (the call ends)."""
         while self._clips:
-            clip = self._clips.popleft()
-            if not clip.finished.done():
-                clip.finished.set_result(None)
+            self._done(self._clips.popleft())
+
+    def _done(self, clip: Clip) -> None:
+        if not clip.finished.done():
+            clip.finished.set_result(None)
 
     @property
     def playing(self) -> bool:
@@ -71,37 +130,58 @@ class SpeakerTrack(MediaStreamTrack):
         self.clear()
         super().stop()
 
-    async def recv(self) -> AudioFrame:
+    async def recv(self) -> AudioFrame | Packet:  # type: ignore[override]
         if self.readyState != "live":
             raise MediaStreamError
-        now = time.monotonic()
-        if self._start is None:
-            self._start = now
-        else:
-            self._pts += FRAME_SAMPLES
-            due = self._start + self._pts / SAMPLE_RATE
-            if due > now:
-                await asyncio.sleep(due - now)
-            elif now - due > MAX_LAG_SECONDS:
-                self._start = now - self._pts / SAMPLE_RATE
+        await self._wait_for_slot()
+        unit, encoded = self._next_unit()
+        if encoded:
+            packet = Packet(unit)
+            packet.pts = self._pts
+            packet.time_base = TIME_BASE
+            return packet
         frame = AudioFrame(format="s16", layout="mono", samples=FRAME_SAMPLES)
-        frame.planes[0].update(self._next_chunk())
+        frame.planes[0].update(unit)
         frame.sample_rate = SAMPLE_RATE
         frame.time_base = TIME_BASE
         frame.pts = self._pts
         return frame
 
-    def _next_chunk(self) -> bytes:
-        chunk = bytearray()
-        while len(chunk) < FRAME_BYTES and self._clips:
+    async def _wait_for_slot(self) -> None:
+        now = time.monotonic()
+        pacing = self.pacing
+        pacing.frames += 1
+        if self._start is None:
+            self._start = now
+            return
+        self._pts += FRAME_SAMPLES
+        due = self._start + self._pts / SAMPLE_RATE
+        if due > now:
+            await asyncio.sleep(due - now)
+            now = time.monotonic()  # a busy loop wakes the track up late too
+        lag = now - due
+        pacing.max_lag = max(pacing.max_lag, lag)
+        if lag > FRAME_SECONDS:
+            pacing.late += 1
+        if lag > MAX_LAG_SECONDS:
+            pacing.resyncs += 1
+            self._start = now - self._pts / SAMPLE_RATE
+            log.warning("outgoing audio stalled", extra={"lagMs": round(lag * 1000)})
+
+    def _next_unit(self) -> tuple[bytes, bool]:
+        while self._clips:
             clip = self._clips[0]
-            if clip.offset == 0 and clip.on_start is not None:
-                clip.on_start(time.monotonic())
-            take = clip.pcm[clip.offset : clip.offset + FRAME_BYTES - len(chunk)]
-            chunk += take
-            clip.offset += len(take)
-            if clip.offset >= len(clip.pcm):
-                self._clips.popleft()
-                if not clip.finished.done():
-                    clip.finished.set_result(None)
-        return bytes(chunk) + bytes(FRAME_BYTES - len(chunk))
+            if clip.played < len(clip.units):
+                if clip.played == 0 and clip.on_start is not None:
+                    clip.on_start(time.monotonic())
+                unit = clip.units[clip.played]
+                clip.played += 1
+                if clip.complete and clip.played >= len(clip.units):
+                    self._done(self._clips.popleft())
+                return unit, clip.encoded
+            if not clip.complete:
+                if clip.played:
+                    self.pacing.starved += 1
+                break  # its next units are still being decoded: silence meanwhile
+            self._done(self._clips.popleft())
+        return (opus.SILENCE, True) if self.send_opus else (_SILENT_FRAME, False)

@@ -23,7 +23,9 @@ from aiortc import (
     RTCPeerConnection,
     RTCSessionDescription,
 )
-from aiortc.sdp import candidate_from_sdp
+from aiortc.sdp import SessionDescription, candidate_from_sdp
+
+from server.voice.receive import tune_receiver
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +120,7 @@ class AIPeer:
         self._closed = False
         self.incoming: asyncio.Future[MediaStreamTrack] = asyncio.get_running_loop().create_future()
         self.on_state: Callable[[str], None] = lambda state: None
+        self.receiving_tuned = False  # the caller's audio decoded inline (`receive`)
         self._pc.on("track", self._on_track)
         self._pc.on("connectionstatechange", self._on_connection_state)
 
@@ -133,9 +136,12 @@ class AIPeer:
             raise BadOffer(str(exc)) from exc
         if not any(t.kind == "audio" for t in self._pc.getTransceivers()):
             raise BadOffer("the offer has no audio")
-        # takes over the offered audio transceiver: recvonly becomes sendrecv
-        self._pc.addTrack(self._outgoing)
-        answer = await self._pc.createAnswer()
+        try:
+            # takes over the offered audio transceiver: recvonly becomes sendrecv
+            self._pc.addTrack(self._outgoing)
+            answer = await self._pc.createAnswer()
+        except Exception as exc:  # parsed but not answerable (a media section without a
+            raise BadOffer(str(exc)) from exc  # direction: aiortc's and_direction fails)
         with host_addresses([LOOPBACK] if self._loopback else None):
             await self._pc.setLocalDescription(answer)
         self._answered = True
@@ -143,6 +149,17 @@ class AIPeer:
         for candidate in early:
             await self._apply(candidate)
         return self._pc.localDescription.sdp
+
+    @property
+    def send_codec(self) -> str | None:
+        """The MIME type the outgoing audio is sent as (`audio/opus`...), once answered:
+        aiortc sends with the first codec of the answer's audio section."""
+        if self._pc.localDescription is None:
+            return None
+        for media in SessionDescription.parse(self._pc.localDescription.sdp).media:
+            if media.kind == "audio" and media.rtp.codecs:
+                return str(media.rtp.codecs[0].mimeType)
+        return None
 
     async def add_candidate(self, candidate: RTCIceCandidate | None) -> None:
         """A remote candidate, or None for end of candidates; queued until answered."""
@@ -169,6 +186,10 @@ class AIPeer:
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         if track.kind == "audio" and not self.incoming.done():
+            frames = getattr(track, "_queue", None)  # aiortc's RemoteStreamTrack
+            for receiver in self._pc.getReceivers():
+                if receiver.track is track and isinstance(frames, asyncio.Queue):
+                    self.receiving_tuned = tune_receiver(receiver, frames)
             self.incoming.set_result(track)
 
     def _on_connection_state(self) -> None:

@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from server.ai.speech import FirstByte
+from server.calls.timing import ModelClock
+
 SentenceSink = Callable[[str], Awaitable[None]]
 Emit = Callable[[str, dict[str, Any]], Awaitable[None]]  # (event, payload) to the caller
 
@@ -24,7 +27,7 @@ class Synthesizer(Protocol):
     name: str
     format: str  # the container `synthesize` returns: 'mp3', 'wav'
 
-    async def synthesize(self, text: str) -> bytes: ...
+    async def synthesize(self, text: str, *, on_first_byte: FirstByte | None = None) -> bytes: ...
 
 
 class Conversation(Protocol):
@@ -34,6 +37,8 @@ class Conversation(Protocol):
         call_id: str,
         transcript: str,
         on_sentence: SentenceSink | None = None,
+        *,
+        model_clock: ModelClock | None = None,
     ) -> str: ...
 
     async def greet(self, session_id: str, call_id: str) -> str: ...

@@ -14,10 +14,11 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from server.ai.audio import decode_to_pcm
 from server.chat import clock
+from server.voice.clips import stream_units
 from server.voice.latency import TurnTimings
-from server.voice.outbound import SAMPLE_RATE, SpeakerTrack
+from server.voice.opus import StreamEncoder
+from server.voice.outbound import SpeakerTrack
 from server.voice.ports import Emit, Synthesizer
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class Speaker:
         self._on_error = on_error
         self._lines: asyncio.Queue[Line] = asyncio.Queue()
         self._synthesis: asyncio.Future[bytes] | None = None
+        self._encoder: StreamEncoder | None = None  # Opus, once a clip needs it
         self._task = asyncio.create_task(self._run())
 
     def say(self, line: Line) -> None:
@@ -78,13 +80,34 @@ class Speaker:
                 self._lines.task_done()
 
     async def _speak(self, line: Line) -> None:
-        self._synthesis = asyncio.ensure_future(self._tts.synthesize(line.text))
-        audio = await asyncio.shield(self._synthesis)
         timings = line.timings
+        first_byte = None
         if timings is not None:
-            timings.mark("tts_first_audio", time.monotonic())
-        pcm = await asyncio.to_thread(decode_to_pcm, audio, SAMPLE_RATE)
-        self._track.play(pcm, on_start=timings.audio_out if timings else None)
+
+            def first_byte() -> None:
+                timings.mark("tts_first_byte", time.monotonic())
+
+        started = time.monotonic()
+        self._synthesis = asyncio.ensure_future(
+            self._tts.synthesize(line.text, on_first_byte=first_byte)
+        )
+        audio = await asyncio.shield(self._synthesis)
+        if timings is not None:
+            timings.synthesized(started, time.monotonic())
+        # played while it is decoded: speech starts once its first 200 ms are ready
+        clip = self._track.open_clip(on_start=timings.audio_out if timings else None)
+        loop = asyncio.get_running_loop()
+
+        def deliver(units: list[bytes]) -> None:  # from the decoding thread
+            loop.call_soon_threadsafe(clip.add, units)
+
+        encoder = None
+        if clip.encoded:
+            encoder = self._encoder = self._encoder or StreamEncoder()
+        try:
+            await asyncio.to_thread(stream_units, audio, encoder, deliver)
+        finally:
+            clip.close()  # after every `add`: the loop runs callbacks in the order queued
         payload = {
             "audioData": base64.b64encode(audio).decode("ascii"),
             "timestamp": clock.to_ms(clock.now()),

@@ -4,6 +4,8 @@
 plain completion). With tools offered and a user message last, it calls
 `search_welfare_services` (its arguments split across chunks, as OpenAI does); with a tool
 result last, it answers from that result. Every request body is kept for assertions.
+Faults on demand: `fail_status` (an HTTP error), `hang` (no answer at all), `stall` (a stream
+that stops after its first events), `delay` (a slow model); off by default.
 
 Speech: `POST /v1/audio/transcriptions` (multipart, answers `{"text": fake.transcript}`) and
 `POST /v1/audio/speech` (answers a short MP3 tone), each recorded and each able to fail. A
@@ -32,6 +34,7 @@ class FakeOpenAI:
     requests: list[dict[str, Any]] = field(default_factory=list)
     fail_status: int | None = None  # answer every request with this HTTP status
     hang: bool = False  # never answer
+    stall: bool = False  # start streaming a reply, then never finish it
     delay: float = 0.0
     url: str = ""
     # speech
@@ -121,7 +124,10 @@ class FakeOpenAI:
             )
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
-        for delta in deltas:
+        stall_at = min(2, len(deltas) - 1) if self.stall else None  # before the reply is whole
+        for index, delta in enumerate(deltas):
+            if index == stall_at:
+                await asyncio.sleep(3600)
             event = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
             await response.write(f"data: {json.dumps(event, ensure_ascii=False)}\n\n".encode())
         final = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]}

@@ -163,7 +163,9 @@ for (const transports of [['websocket'], ['polling']]) {
       const greeting = await nextEvent(socket, 'ai-message');
       assert.equal(greeting.data.content, GREETING);
       assertTimestamp(greeting.data.timestamp);
-      assert.deepEqual(Object.keys(greeting.data).sort(), ['content', 'timestamp']);
+      // `id` is an addition (the history item id of the message, the cursor for resuming)
+      assert.deepEqual(Object.keys(greeting.data).sort(), ['content', 'id', 'timestamp']);
+      assert.match(greeting.data.id, /^[0-9a-f-]{36}$/);
 
       assert.ok(joined.seq < history.seq && history.seq < greeting.seq,
         `order: ${describeLog(socket)}`);

@@ -14,10 +14,12 @@ import asyncio
 import logging
 import struct
 import sys
+import time
 
 from server.ai.local.sphinx_worker import OK
 from server.ai.speech import SpeechError
 from server.config import ROOT
+from server.metrics import PROVIDER_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +37,15 @@ class PocketsphinxSTT:
     async def transcribe(self, audio: bytes, *, filename: str = "audio.wav") -> str:
         # Shielded: a caller that gives up (a hang-up) must not leave a reply unread on the
         # pipe for the next caller; the exchange finishes either way.
+        started = time.monotonic()
         exchange = asyncio.create_task(self._exchange(audio))
         self._exchanges.add(exchange)
         exchange.add_done_callback(self._exchanges.discard)
         status, text = await asyncio.shield(exchange)
         if status != OK:
             raise SpeechError(text)
+        # waiting for the worker counts: it decodes one utterance at a time
+        PROVIDER_SECONDS.labels(self.name, "stt").observe(time.monotonic() - started)
         return text
 
     async def warm_up(self) -> None:

@@ -1,12 +1,18 @@
-"""Offline text-to-speech: the espeak-ng program (its Korean voice), WAV out."""
+"""Offline text-to-speech: the espeak-ng program (its Korean voice), WAV out.
+
+The output is read whole (espeak-ng takes ~15 ms a sentence here), so its first byte is
+counted when the whole clip is in.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import shutil
+import time
 
 from server.ai.audio import fix_streamed_wav_sizes
-from server.ai.speech import SpeechError
+from server.ai.speech import FirstByte, SpeechError
+from server.metrics import PROVIDER_SECONDS
 
 INSTALL_HINT = "espeak-ng is not installed (Debian/Ubuntu: apt-get install espeak-ng)"
 
@@ -19,12 +25,13 @@ class EspeakTTS:
         self.voice = voice
         self.words_per_minute = words_per_minute
 
-    async def synthesize(self, text: str) -> bytes:
+    async def synthesize(self, text: str, *, on_first_byte: FirstByte | None = None) -> bytes:
         if not text.strip():
             raise SpeechError("nothing to say")
         program = shutil.which("espeak-ng")
         if program is None:
             raise SpeechError(INSTALL_HINT)
+        started = time.monotonic()
         # the text goes in on stdin: as an argument, a reply starting with '-' is an option
         process = await asyncio.create_subprocess_exec(
             program,
@@ -45,6 +52,9 @@ class EspeakTTS:
         if process.returncode != 0 or not wav:
             detail = errors.decode("utf-8", "replace").strip()[:200]
             raise SpeechError(f"espeak-ng failed ({process.returncode}): {detail}")
+        PROVIDER_SECONDS.labels(self.name, "tts_first_byte").observe(time.monotonic() - started)
+        if on_first_byte is not None:
+            on_first_byte()
         return fix_streamed_wav_sizes(wav)
 
 

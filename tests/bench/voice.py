@@ -1,0 +1,539 @@
+"""`make bench-voice`: N concurrent voice calls against the real server process.
+
+    .venv/bin/python -m tests.bench.voice                       # fake providers, N = 1..40
+    .venv/bin/python -m tests.bench.voice --providers local     # pocketsphinx + espeak-ng
+    .venv/bin/python -m tests.bench.voice --calls 1 --turns 1   # the smoke run
+    .venv/bin/python -m tests.bench.voice --calls 20 --profile .bench/voice.svg
+
+One `python -m server` process (SQLite, RTC_ICE_LOOPBACK=1) serves the whole sweep. With
+`--providers fake` it talks to `tests/bench/voice_fake.py` (its own process) for STT, the
+model and TTS, each with a fixed delay, so provider time is known and what is left is the
+server's own; with `--providers local` it uses the offline pair (pocketsphinx, espeak-ng)
+and the local model. Callers (`voice_caller.py`, aiortc peers in this process) place their
+calls as the call page does, wait for the greeting, then each speaks `--turns` times (a
+WAV made with espeak-ng, after a random pause) and waits until the AI has answered and
+fallen silent. Calls start 100 ms apart; their turns then overlap at random.
+
+Per scenario (N calls) one JSON line on stdout: the stages of every turn as the server
+measured them (its `voice turn latency` log lines: p50/p90/max), the callers' own end of
+speech -> first AI audio, the server's `/metrics` means over the scenario, CPU, and audio
+punctuality. Every turn's breakdown goes to `--detail` (JSON lines). The last line gives the
+largest N without an audio underrun.
+
+Underrun (what "no audio underrun" means here): at the caller, a packet of the AI's track
+that arrives more than `--buffer-ms` (60) behind its schedule, the schedule being its RTP
+timestamp from the best transit time seen (a receiver whose jitter buffer holds 60 ms would
+play a gap), or a packet never received. A scenario passes when no call has one, and
+every call connected and got every reply. The server's own view is reported beside it:
+outgoing frames handed to the encoder more than 20 ms after their slot (`server_late_frames`)
+and clock restarts after a stall of more than 200 ms (`server_resyncs`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from tests.bench.voice_caller import (
+    BenchCaller,
+    Punctuality,
+    Utterance,
+    encode_utterance,
+    silence_packet,
+)
+from tests.bench.voice_fake import BenchDelays
+from tests.bench.voice_report import (
+    ServerLog,
+    TurnResult,
+    metric_means_ms,
+    parse_metrics,
+    percentile,
+    summarize,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+PYTHON = Path(sys.executable)
+OUT_DIR = REPO / ".bench"
+START_TIMEOUT_S = 60.0
+DIAL_SPACING_S = 0.1
+QUIET_S = 0.8  # the AI has finished answering once its track has been silent this long
+# what each provider pair is asked: pocketsphinx hears this voice and sentence well, and
+# the local model answers a thank-you briefly; the fake answers anything the same way
+UTTERANCES = {
+    "fake": ("I want to know about services for senior citizens", "en-us+f2"),
+    "local": ("thank you", "en-us+f2"),
+}
+TURN_TIMEOUT_S = {"fake": 30.0, "local": 180.0}
+
+
+def log(message: str) -> None:
+    print(f"[bench-voice {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def emit(line: dict[str, Any]) -> None:
+    print(json.dumps(line, ensure_ascii=False), flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def espeak_wav(text: str, voice: str) -> bytes:
+    result = subprocess.run(
+        ["espeak-ng", "-v", voice, "-s", "150", "--stdout", text],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    return result.stdout
+
+
+def cpu_seconds(pid: int, children: bool = False) -> float:
+    """CPU time of `pid`, and of its live children (the server's STT worker)."""
+    total = 0.0
+    pids = [pid]
+    if children:
+        with contextlib.suppress(OSError):
+            tasks = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            pids += [int(c) for c in tasks]
+    for one in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores have spent busy since boot (/proc/stat)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+# -- processes -------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    proc: asyncio.subprocess.Process
+    url: str
+    log_path: Path
+
+
+@contextlib.asynccontextmanager
+async def running_server(
+    providers: str,
+    llm_url: str | None,
+    scratch: Path,
+    log_path: Path,
+    extra_env: Sequence[str] = (),
+) -> AsyncIterator[Server]:
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")},
+        "PYTHONPATH": str(REPO),
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "DATABASE_URL": f"sqlite://{scratch / 'bench-voice.sqlite3'}",
+        "RTC_ICE_LOOPBACK": "1",
+        "STUN_SERVER_URL": "",
+        "VOICE_GREETING_DELAY_MS": "300",
+        "LOG_LEVEL": "INFO",  # the per-turn latency and per-call pacing lines are INFO
+    }
+    if providers == "fake":
+        assert llm_url is not None
+        env |= {"AI_PROVIDER": "openai", "OPENAI_API_KEY": "bench", "OPENAI_BASE_URL": llm_url}
+    else:
+        env |= {"AI_PROVIDER": "local"}
+    for setting in extra_env:  # --server-env NAME=VALUE: e.g. VAD_SILENCE_MS=300
+        name, _, value = setting.partition("=")
+        env[name] = value
+    server_log = await asyncio.to_thread(open, log_path, "wb")
+    with server_log:
+        proc = await asyncio.create_subprocess_exec(
+            str(PYTHON), "-m", "server",
+            cwd=scratch, env=env,
+            stdin=asyncio.subprocess.DEVNULL, stdout=server_log, stderr=server_log,
+        )  # fmt: skip
+    try:
+        await _wait_for_port(port, proc)
+        yield Server(proc, f"http://127.0.0.1:{port}", log_path)
+    finally:
+        await _stop(proc)
+
+
+async def _wait_for_port(port: int, proc: asyncio.subprocess.Process) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.returncode is not None:
+            raise RuntimeError(f"the server exited with {proc.returncode} before listening")
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.1)
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return
+    raise RuntimeError(f"nothing listening on {port} after {START_TIMEOUT_S} s")
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), 40)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+
+
+@contextlib.asynccontextmanager
+async def fake_process(delays: BenchDelays) -> AsyncIterator[tuple[str, int]]:
+    """The fake provider in a process of its own: it must not share this loop's lag.
+    Yields its base URL and pid."""
+    args = [f"--{k.replace('_', '-')}={v}" for k, v in delays.as_dict().items()]
+    proc = await asyncio.create_subprocess_exec(
+        str(PYTHON), "-m", "tests.bench.voice_fake", *args,
+        cwd=REPO, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), START_TIMEOUT_S)
+        if not line.startswith(b"http"):
+            raise RuntimeError("the fake provider did not start")
+        yield line.decode().strip(), proc.pid
+    finally:
+        await _stop(proc)
+
+
+@contextlib.asynccontextmanager
+async def profiling(pid: int, svg: Path | None) -> AsyncIterator[None]:
+    if svg is None:
+        yield
+        return
+    proc = await asyncio.create_subprocess_exec(
+        str(PYTHON.parent / "py-spy"), "record", "--nonblocking", "--gil", "-r", "100",
+        "-o", str(svg), "--pid", str(pid),
+        *(() if svg.suffix == ".svg" else ("--format", "raw")),
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        yield
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            await asyncio.wait_for(proc.wait(), 30)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+        log(f"profile written to {svg}")
+
+
+# -- one scenario ----------------------------------------------------------------------
+
+
+@dataclass
+class Scenario:
+    providers: str
+    calls: int
+    turns: int
+    buffer_ms: float
+    utterance: Utterance
+    silence: bytes
+    fake_pid: int | None = None
+    seed: int = 1
+
+    @property
+    def label(self) -> dict[str, Any]:
+        return {"providers": self.providers, "calls": self.calls}
+
+
+@dataclass
+class CallOutcome:
+    number: int
+    caller: BenchCaller
+    turns: list[float | None] = field(default_factory=list)  # client first audio, ms
+    error: str | None = None
+
+
+class LoopLag:
+    """This process's own event loop lag: a load generator that is late itself would blame
+    the server for its own delays."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> LoopLag:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(0.01)
+            self.samples.append((time.monotonic() - before - 0.01) * 1000)
+
+
+async def run_call(
+    server: Server,
+    http: aiohttp.ClientSession,
+    scenario: Scenario,
+    number: int,
+    rng: random.Random,
+) -> CallOutcome:
+    caller = BenchCaller(server.url, http, number)
+    outcome = CallOutcome(number, caller)
+    timeout = TURN_TIMEOUT_S[scenario.providers]
+    try:
+        await asyncio.sleep(number * DIAL_SPACING_S)
+        await caller.dial(scenario.silence)
+        if await caller.reply_heard(0.0, QUIET_S, timeout) is None:
+            raise RuntimeError("no greeting")
+        for _ in range(scenario.turns):
+            await asyncio.sleep(rng.uniform(0.2, 1.5))
+            ended = await caller.say(scenario.utterance)
+            first_sound = await caller.reply_heard(ended, QUIET_S, timeout)
+            if first_sound is None:
+                raise RuntimeError(f"no reply to turn {len(outcome.turns) + 1}")
+            outcome.turns.append(round((first_sound - ended) * 1000, 1))
+    except Exception as exc:
+        outcome.error = f"{type(exc).__name__}: {exc}"[:200]
+    return outcome
+
+
+async def scrape(http: aiohttp.ClientSession, server: Server) -> dict[str, float]:
+    async with http.get(server.url + "/metrics") as response:
+        return parse_metrics(await response.text())
+
+
+async def wait_no_calls(http: aiohttp.ClientSession, server: Server, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (await scrape(http, server)).get("mobok_active_calls", 0) == 0:
+            return
+        await asyncio.sleep(0.2)
+    log("calls still active after hanging up")
+
+
+async def run_scenario(
+    server: Server, scenario: Scenario, detail: Any, profile: Path | None
+) -> dict[str, Any]:
+    log(f"{scenario.providers}: {scenario.calls} calls x {scenario.turns} turns")
+    rng = random.Random(scenario.seed + scenario.calls)
+    log_offset = server.log_path.stat().st_size
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        before = await scrape(http, server)
+        cpu_before, started = _cpu(server, scenario), time.monotonic()
+        peak = 0.0
+        async with LoopLag() as lag, profiling(server.proc.pid, profile):
+            tasks = [
+                asyncio.create_task(run_call(server, http, scenario, n, rng))
+                for n in range(scenario.calls)
+            ]
+            while not all(t.done() for t in tasks):
+                await asyncio.wait(tasks, timeout=1.0)
+                peak = max(peak, (await scrape(http, server)).get("mobok_active_calls", 0))
+            outcomes = [t.result() for t in tasks]
+            elapsed = time.monotonic() - started
+            cpu = [b - a for a, b in zip(cpu_before, _cpu(server, scenario), strict=True)]
+            await asyncio.gather(*(o.caller.hang_up() for o in outcomes), return_exceptions=True)
+        await wait_no_calls(http, server, 30)
+        after = await scrape(http, server)
+    server_log = ServerLog.read(server.log_path, log_offset)
+
+    turns: list[TurnResult] = []
+    sent = [_punctuality(o.caller, scenario, by_send_time=True) for o in outcomes]
+    arrived = [_punctuality(o.caller, scenario, by_send_time=False) for o in outcomes]
+    for o in outcomes:
+        logged = server_log.turns.get(o.caller.call.get("id", ""), [])
+        for index, client_ms in enumerate(o.turns):
+            server_turn = logged[index] if index < len(logged) else {}
+            turns.append(TurnResult(o.number + 1, index + 1, client_ms, server_turn))
+    for turn in turns:
+        detail.write(json.dumps(turn.line(scenario.label), ensure_ascii=False) + "\n")
+    errors = [o.error for o in outcomes if o.error]
+    underruns = sum(p.underruns for p in sent)
+    lost = sum(p.lost for p in sent)
+    pacing = [server_log.pacing[o.caller.call["id"]] for o in outcomes
+              if o.caller.call.get("id") in server_log.pacing]  # fmt: skip
+    line: dict[str, Any] = {
+        "scenario": "voice",
+        **scenario.label,
+        "turns": len(turns),
+        "errors": len(errors),
+        **summarize(turns, pacing),
+        "underruns": underruns,
+        "lost_packets": lost,
+        "max_late_ms": _round(max((p.max_late_ms for p in sent), default=None)),
+        # the same judged on arrival: adds this process's own delays in taking packets in
+        "arrival_underruns": sum(p.underruns for p in arrived),
+        "arrival_max_late_ms": _round(max((p.max_late_ms for p in arrived), default=None)),
+        "ok": not errors and underruns == 0 and lost == 0,
+        "peak_active_calls": peak,
+        # % of one core; `other_cpu_pct`: whatever else ran on the machine meanwhile
+        "server_cpu_pct": round(cpu[0] / elapsed * 100, 1),
+        "bench_cpu_pct": round((cpu[1] + cpu[2]) / elapsed * 100, 1),
+        "other_cpu_pct": round((cpu[3] - cpu[0] - cpu[1] - cpu[2]) / elapsed * 100, 1),
+        "nice": os.nice(0),
+        "bench_loop_lag_p99_ms": percentile(lag.samples, 99),
+        "bench_loop_lag_max_ms": percentile(lag.samples, 100),
+        "metrics_mean_ms": metric_means_ms(before, after),
+        "elapsed_s": round(elapsed, 1),
+    }
+    for error in errors[:3]:
+        log(f"  error: {error}")
+    return line
+
+
+def _cpu(server: Server, scenario: Scenario) -> tuple[float, float, float, float]:
+    """CPU seconds so far: the server (and its STT worker), this process, the fake, and
+    the whole machine."""
+    fake = cpu_seconds(scenario.fake_pid) if scenario.fake_pid else 0.0
+    return (
+        cpu_seconds(server.proc.pid, children=True),
+        cpu_seconds(os.getpid()),
+        fake,
+        machine_busy_seconds(),
+    )
+
+
+def _punctuality(caller: BenchCaller, scenario: Scenario, by_send_time: bool) -> Punctuality:
+    if caller.media_started is None:
+        return Punctuality()
+    heard = [a for a in caller.heard.arrivals if a.at >= caller.media_started]
+    return Punctuality.of(heard, scenario.buffer_ms, by_send_time)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+# -- the sweep -------------------------------------------------------------------------
+
+
+async def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if shutil.which("espeak-ng") is None:
+        log("espeak-ng makes the callers' speech: apt-get install -y espeak-ng")
+        return 2
+    if args.nice:
+        # a shared machine: the measured processes (this one, the server, the fake) first
+        os.nice(args.nice)
+    counts = [int(n) for n in args.calls.split(",") if n]
+    text, voice = UTTERANCES[args.providers]
+    utterance = encode_utterance(espeak_wav(text, voice))
+    silence = silence_packet()
+    OUT_DIR.mkdir(exist_ok=True)
+    detail_path = args.detail or OUT_DIR / f"voice-turns-{args.providers}.jsonl"
+    log_path = OUT_DIR / f"voice-server-{args.providers}.log"
+    deadline = time.monotonic() + args.budget
+    results: list[dict[str, Any]] = []
+    delays = BenchDelays()
+    with tempfile.TemporaryDirectory(prefix="mobok-bench-voice-") as tmp:
+        scratch = Path(tmp)
+        async with contextlib.AsyncExitStack() as stack:
+            llm_url, fake_pid = None, None
+            if args.providers == "fake":
+                llm_url, fake_pid = await stack.enter_async_context(fake_process(delays))
+            server = await stack.enter_async_context(
+                running_server(args.providers, llm_url, scratch, log_path, args.server_env)
+            )
+            detail = stack.enter_context(await asyncio.to_thread(open, detail_path, "w"))
+            if not args.no_warm_up:
+                # one call first, not reported: imports, the database, the STT worker warm up
+                warm = Scenario(args.providers, 1, 1, args.buffer_ms, utterance, silence, fake_pid)
+                await run_scenario(server, warm, io.StringIO(), None)
+            for calls in counts:
+                if time.monotonic() > deadline:
+                    log(f"time budget spent: N={calls} and above not run")
+                    break
+                scenario = Scenario(
+                    args.providers, calls, args.turns, args.buffer_ms, utterance, silence, fake_pid
+                )
+                profile = args.profile if calls == max(counts) else None
+                line = await run_scenario(server, scenario, detail, profile)
+                if args.providers == "fake":
+                    line["provider_delays_ms"] = delays.as_dict()
+                emit(line)
+                results.append(line)
+                if not line["ok"] and not args.keep_going:
+                    break
+    passing = [r["calls"] for r in results if r["ok"]]
+    emit(
+        {
+            "scenario": "voice-capacity",
+            "providers": args.providers,
+            "max_calls_without_underrun": max(passing, default=0),
+            "tested": [{"calls": r["calls"], "ok": r["ok"]} for r in results],
+            "buffer_ms": args.buffer_ms,
+            "cpus": os.cpu_count(),
+            "detail": str(detail_path),
+        }
+    )
+    log(f"per-turn breakdown: {detail_path}; server log: {log_path}")
+    # a failure is a call that did not connect or a reply that never came; underruns are
+    # figures (the capacity line), not failures
+    return 0 if results and results[0]["errors"] == 0 else 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--providers", choices=("fake", "local"), default="fake")
+    parser.add_argument("--calls", default="1,5,10,20,30,40", help="N to sweep, increasing")
+    parser.add_argument("--turns", type=int, default=3, help="utterances per call")
+    parser.add_argument("--buffer-ms", type=float, default=60.0, help="the caller's playout buffer")
+    parser.add_argument("--budget", type=float, default=900.0, help="seconds for the sweep")
+    parser.add_argument("--keep-going", action="store_true", help="sweep on past an underrun")
+    parser.add_argument("--detail", type=Path, help="per-turn JSON lines (default .bench/)")
+    parser.add_argument("--profile", type=Path, help="py-spy the server at the largest N")
+    parser.add_argument("--no-warm-up", action="store_true", help="skip the unreported call")
+    parser.add_argument(
+        "--server-env", action="append", default=[], help="NAME=VALUE for the server process"
+    )
+    parser.add_argument(
+        "--nice", type=int, default=0, help="e.g. -10 (root): priority over other load"
+    )
+    return parser
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """The callers' own loop: the cheaper it is, the less the load generator takes from the
+    server on the same two cores."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main(argv))
+    return uvloop.run(main(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(run())
