@@ -115,7 +115,9 @@ async def test_bench_smoke_run(tmp_path: Path, capsys: pytest.CaptureFixture[str
     from tests.bench.voice import main
 
     detail = tmp_path / "turns.jsonl"
-    status = await main(["--calls", "1", "--turns", "1", "--no-warm-up", "--detail", str(detail)])
+    log = tmp_path / "server.log"
+    args = ["--calls", "1", "--turns", "1", "--no-warm-up", "--detail", str(detail)]
+    status = await main([*args, "--log", str(log)])
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     scenario, capacity = lines
     # figures only: whether they meet a target is the bench's business, not a test's
@@ -128,3 +130,4 @@ async def test_bench_smoke_run(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert capacity["tested"] == [{"calls": 1, "ok": scenario["ok"]}]
     (turn,) = [json.loads(line) for line in detail.read_text().splitlines()]
     assert isinstance(turn["first_audio_before_reply_done"], bool)
+    assert "voice turn latency" in log.read_text()

@@ -452,41 +452,62 @@ async def main(argv: Sequence[str] | None = None) -> int:
     text, voice = UTTERANCES[args.providers]
     utterance = encode_utterance(espeak_wav(text, voice))
     silence = silence_packet()
-    OUT_DIR.mkdir(exist_ok=True)
     detail_path = args.detail or OUT_DIR / f"voice-turns-{args.providers}.jsonl"
-    log_path = OUT_DIR / f"voice-server-{args.providers}.log"
+    log_path = args.log or OUT_DIR / f"voice-server-{args.providers}.log"
     deadline = time.monotonic() + args.budget
     results: list[dict[str, Any]] = []
     delays = BenchDelays()
     with tempfile.TemporaryDirectory(prefix="mobok-bench-voice-") as tmp:
         scratch = Path(tmp)
-        async with contextlib.AsyncExitStack() as stack:
-            llm_url, fake_pid = None, None
-            if args.providers == "fake":
-                llm_url, fake_pid = await stack.enter_async_context(fake_process(delays))
-            server = await stack.enter_async_context(
-                running_server(args.providers, llm_url, scratch, log_path, args.server_env)
-            )
-            detail = stack.enter_context(await asyncio.to_thread(open, detail_path, "w"))
-            if not args.no_warm_up:
-                # one call first, not reported: imports, the database, the STT worker warm up
-                warm = Scenario(args.providers, 1, 1, args.buffer_ms, utterance, silence, fake_pid)
-                await run_scenario(server, warm, io.StringIO(), None)
-            for calls in counts:
-                if time.monotonic() > deadline:
-                    log(f"time budget spent: N={calls} and above not run")
-                    break
-                scenario = Scenario(
-                    args.providers, calls, args.turns, args.buffer_ms, utterance, silence, fake_pid
-                )
-                profile = args.profile if calls == max(counts) else None
-                line = await run_scenario(server, scenario, detail, profile)
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                llm_url, fake_pid = None, None
                 if args.providers == "fake":
-                    line["provider_delays_ms"] = delays.as_dict()
-                emit(line)
-                results.append(line)
-                if not line["ok"] and not args.keep_going:
-                    break
+                    llm_url, fake_pid = await stack.enter_async_context(fake_process(delays))
+                # written in the scratch directory, published when done: runs at the same time
+                # (the smoke test in someone's suite) never write into each other's files
+                server = await stack.enter_async_context(
+                    running_server(
+                        args.providers, llm_url, scratch, scratch / "server.log", args.server_env
+                    )
+                )
+                detail = stack.enter_context(
+                    await asyncio.to_thread(open, scratch / "turns.jsonl", "w")
+                )
+                if not args.no_warm_up:
+                    # one call first, not reported: imports, the database, the STT worker warm up
+                    warm = Scenario(
+                        args.providers, 1, 1, args.buffer_ms, utterance, silence, fake_pid
+                    )
+                    await run_scenario(server, warm, io.StringIO(), None)
+                for calls in counts:
+                    if time.monotonic() > deadline:
+                        log(f"time budget spent: N={calls} and above not run")
+                        break
+                    scenario = Scenario(
+                        args.providers,
+                        calls,
+                        args.turns,
+                        args.buffer_ms,
+                        utterance,
+                        silence,
+                        fake_pid,
+                    )
+                    profile = args.profile if calls == max(counts) else None
+                    line = await run_scenario(server, scenario, detail, profile)
+                    if args.providers == "fake":
+                        line["provider_delays_ms"] = delays.as_dict()
+                    emit(line)
+                    results.append(line)
+                    if not line["ok"] and not args.keep_going:
+                        break
+        finally:  # also after a failure: the server's log tells why
+            for written, target in (
+                (scratch / "server.log", log_path),
+                (scratch / "turns.jsonl", detail_path),
+            ):
+                if written.exists():
+                    await asyncio.to_thread(_publish, written, target)
     passing = [r["calls"] for r in results if r["ok"]]
     emit(
         {
@@ -505,6 +526,13 @@ async def main(argv: Sequence[str] | None = None) -> int:
     return 0 if results and results[0]["errors"] == 0 else 1
 
 
+def _publish(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}")
+    shutil.copyfile(source, partial)
+    os.replace(partial, target)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--providers", choices=("fake", "local"), default="fake")
@@ -514,6 +542,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--budget", type=float, default=900.0, help="seconds for the sweep")
     parser.add_argument("--keep-going", action="store_true", help="sweep on past an underrun")
     parser.add_argument("--detail", type=Path, help="per-turn JSON lines (default .bench/)")
+    parser.add_argument("--log", type=Path, help="the server's log (default .bench/)")
     parser.add_argument("--profile", type=Path, help="py-spy the server at the largest N")
     parser.add_argument("--no-warm-up", action="store_true", help="skip the unreported call")
     parser.add_argument(
