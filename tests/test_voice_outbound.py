@@ -12,7 +12,7 @@ from av.audio.frame import AudioFrame
 from av.packet import Packet
 
 from server.voice import opus
-from server.voice.clips import stream_units
+from server.voice.clips import units
 from server.voice.outbound import FRAME_BYTES, SAMPLE_RATE, SpeakerTrack
 from tests.fakes.openai_server import tone_mp3
 from tests.fakes.spoken import pcm_wav
@@ -84,17 +84,14 @@ async def test_an_opus_track_sends_packets_and_the_silence_packet() -> None:
         track.stop()
 
 
-async def test_tts_audio_is_streamed_in_20_ms_units() -> None:
+async def test_tts_audio_is_decoded_into_20_ms_units_a_step_at_a_time() -> None:
     wav = pcm_wav(TONE.tobytes(), SAMPLE_RATE)
-    deliveries: list[list[bytes]] = []
-    stream_units(wav, None, deliveries.append)
-    frames = [unit for batch in deliveries for unit in batch]
-    assert len(deliveries) > 1 and len(deliveries[0]) == 10  # the first 200 ms at once
+    batches = list(units(wav, None))
+    frames = [unit for batch in batches for unit in batch]
+    assert len(batches) > 10 and max(map(len, batches)) <= 3  # small steps
     assert all(len(unit) == FRAME_BYTES for unit in frames)
     assert b"".join(frames)[: len(TONE) * 2] == TONE.tobytes()
 
-    packets: list[list[bytes]] = []
-    stream_units(tone_mp3(), opus.StreamEncoder(), packets.append)
-    encoded = [unit for batch in packets for unit in batch]
+    encoded = [unit for batch in units(tone_mp3(), opus.StreamEncoder()) for unit in batch]
     assert 25 <= len(encoded) <= 28  # 0.5 s, plus the encoder's lookahead pushed out
     assert max(loudness(encoded)) > 4000

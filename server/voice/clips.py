@@ -1,18 +1,22 @@
-"""TTS audio -> the outgoing track's 20 ms units, streamed: a clip starts playing as soon as
-its first 200 ms are decoded (and encoded), not once the whole sentence is.
+"""TTS audio -> the outgoing track's 20 ms units, as it is decoded: a clip starts playing
+once its first units are ready, not once the whole sentence is decoded and encoded.
 
 A sentence of espeak-ng is 2-3 s of audio: decoding and encoding it whole took ~30 ms on an
 idle machine and over 100 ms on a busy one, all of it between the TTS answer and the first
-frame out. Here one thread decodes the clip frame by frame and hands units over as they are
-ready: the first 200 ms at once, then every 400 ms, far ahead of playing (encoding runs
-~150x faster than real time).
+frame out. `units` yields a batch per step of the decoder (~50 ms of audio, well under a
+millisecond of CPU), and the speaker hands each batch to the track and lets the event loop
+run between steps. On the loop rather than in a thread, because a thread doing this work
+holds the GIL in turns of up to 5 ms (the interpreter's switch interval) while every call's
+outgoing frames wait on the loop; steps this small keep the loop's waits under a
+millisecond. (On the shared bench machine the difference was within its noise at 30 calls:
+the reason is the mechanism, not a measurement.)
 """
 
 from __future__ import annotations
 
 import io
 import wave
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import av
 import numpy as np
@@ -21,17 +25,13 @@ from server.ai.speech import SpeechError
 from server.voice import opus
 from server.voice.outbound import FRAME_BYTES, SAMPLE_RATE
 
-FIRST_SECONDS = 0.2
-THEN_EVERY_SECONDS = 0.4
-_WAV_CHUNK = 2048  # samples read at a time
-Deliver = Callable[[list[bytes]], None]
+_WAV_CHUNK = 1024  # samples read at a time: ~46 ms of espeak-ng's 22.05 kHz
 
 
 def units(audio: bytes, encoder: opus.StreamEncoder | None) -> Iterator[list[bytes]]:
     """Decode `audio` (wav, mp3, ... as PyAV reads it) to 48 kHz mono, as 20 ms units:
-    Opus packets from `encoder` (the call's own, kept from clip to clip: opening one costs
-    more than a sentence's first 200 ms), else PCM frames. One small batch per step of the
-    decoder (~50-100 ms of audio, well under a millisecond of CPU)."""
+    Opus packets from `encoder` (the call's own, kept from clip to clip), else PCM frames.
+    One small batch per step of the decoder (~50 ms of audio)."""
     remainder = b""
     for pcm in _decoded(audio):
         remainder += pcm
@@ -46,22 +46,6 @@ def units(audio: bytes, encoder: opus.StreamEncoder | None) -> Iterator[list[byt
         yield encoder.encode(remainder + bytes(FRAME_BYTES))
     elif remainder:
         yield _split(remainder)
-
-
-def stream_units(audio: bytes, encoder: opus.StreamEncoder | None, deliver: Deliver) -> None:
-    """`units`, handed to `deliver` in bigger batches: the first 200 ms at once, then every
-    400 ms. Blocking: run it in a thread; `deliver` must be thread-safe."""
-    pending: list[bytes] = []
-    delivered = 0
-    for batch in units(audio, encoder):
-        pending += batch
-        due = FIRST_SECONDS if delivered == 0 else THEN_EVERY_SECONDS
-        if len(pending) * 0.02 >= due:
-            deliver(pending)
-            delivered += len(pending)
-            pending = []
-    if pending:
-        deliver(pending)
 
 
 def _split(pcm: bytes) -> list[bytes]:

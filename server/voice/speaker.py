@@ -94,11 +94,13 @@ class Speaker:
         audio = await asyncio.shield(self._synthesis)
         if timings is not None:
             timings.synthesized(started, time.monotonic())
+        encoder = None
+        if self._track.send_opus:
+            if self._encoder is None:  # once a call, off the loop: setting up libopus
+                self._encoder = await asyncio.to_thread(StreamEncoder.opened)
+            encoder = self._encoder
         # played while it is decoded: speech starts once its first units are ready
         clip = self._track.open_clip(on_start=timings.audio_out if timings else None)
-        encoder = None
-        if clip.encoded:
-            encoder = self._encoder = self._encoder or StreamEncoder()
         try:
             for batch in units(audio, encoder):
                 clip.add(batch)

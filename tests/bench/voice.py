@@ -52,6 +52,7 @@ from typing import Any
 
 import aiohttp
 
+from tests.bench.chat import stop, wait_for_port
 from tests.bench.voice_caller import (
     BenchCaller,
     Punctuality,
@@ -176,37 +177,10 @@ async def running_server(
             stdin=asyncio.subprocess.DEVNULL, stdout=server_log, stderr=server_log,
         )  # fmt: skip
     try:
-        await _wait_for_port(port, proc)
+        await wait_for_port(port, proc, START_TIMEOUT_S)
         yield Server(proc, f"http://127.0.0.1:{port}", log_path)
     finally:
-        await _stop(proc)
-
-
-async def _wait_for_port(port: int, proc: asyncio.subprocess.Process) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.returncode is not None:
-            raise RuntimeError(f"the server exited with {proc.returncode} before listening")
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            await asyncio.sleep(0.1)
-            continue
-        writer.close()
-        await writer.wait_closed()
-        return
-    raise RuntimeError(f"nothing listening on {port} after {START_TIMEOUT_S} s")
-
-
-async def _stop(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        await asyncio.wait_for(proc.wait(), 40)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
+        await stop(proc)
 
 
 @contextlib.asynccontextmanager
@@ -225,7 +199,7 @@ async def fake_process(delays: BenchDelays) -> AsyncIterator[tuple[str, int]]:
             raise RuntimeError("the fake provider did not start")
         yield line.decode().strip(), proc.pid
     finally:
-        await _stop(proc)
+        await stop(proc)
 
 
 @contextlib.asynccontextmanager
