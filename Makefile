@@ -31,19 +31,20 @@ run: $(STAMP)
 
 $(BENCH_JS_STAMP): tests/bench/js/package.json tests/bench/js/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then \
-		cd tests/bench/js && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed-stamp; \
-	else echo "npm not found: the benchmark smoke test will be skipped"; fi
+		cd tests/bench/js && npm ci --no-audit --no-fund --loglevel=error >&2 && touch node_modules/.installed-stamp; \
+	else echo "npm not found: the benchmark smoke test will be skipped" >&2; fi
 
 # The reference server's packages, in a scratch folder outside the project (gitignored).
+# Its output goes to stderr: `make bench` keeps stdout for the JSON lines.
 $(REF_STAMP):
-	mkdir -p .bench/ref
-	cd .bench/ref && { [ -f package.json ] || echo '{"private": true}' > package.json; } && \
-		npm install --no-audit --no-fund --loglevel=error socket.io@4 mysql2@3 openai && \
+	@mkdir -p .bench/ref
+	@cd .bench/ref && { [ -f package.json ] || echo '{"private": true}' > package.json; } && \
+		npm install --no-audit --no-fund --loglevel=error socket.io@4 mysql2@3 openai >&2 && \
 		touch node_modules/.installed-stamp
 
-# make bench [BENCH_QUICK=1] [BENCH_ARGS='--db sqlite --no-ref']: one JSON line per scenario
+# make bench [BENCH_QUICK=1] [BENCH_ARGS='--repeat 3']: JSON lines on stdout, progress on stderr
 bench: $(STAMP) $(BENCH_JS_STAMP) $(REF_STAMP)
-	$(PY) -m tests.bench.chat $(if $(BENCH_QUICK),--quick) $(BENCH_ARGS)
+	@$(PY) -m tests.bench.chat $(if $(BENCH_QUICK),--quick) $(BENCH_ARGS)
 
 # make bench-voice [PROVIDERS=fake|local] [BENCH_VOICE_ARGS='--calls 1,10,20 --turns 3']
 bench-voice: $(STAMP)

@@ -66,6 +66,14 @@ VOICE_STAGE_SECONDS = Histogram(
     buckets=_STAGE_BUCKETS,
     registry=REGISTRY,
 )
+VOICE_LATE_FRAMES = Counter(
+    "mobok_voice_late_frames_total",
+    "The AI's outgoing 20 ms audio frames handed to the sender behind their slot: late "
+    "(> 20 ms), gap (> 60 ms: a caller holding 60 ms of audio hears a gap), resync (> 200 ms: "
+    "the track's clock restarted)",
+    ["kind"],
+    registry=REGISTRY,
+)
 FANOUT_RECEIVED = Counter(
     "mobok_fanout_received_total",
     "Socket.IO messages this instance took off Redis (emits of other instances for rooms it "

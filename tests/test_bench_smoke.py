@@ -10,7 +10,8 @@ import shutil
 import subprocess
 import sys
 
-from tests.bench.chat import LOADGEN, QUICK, REPO, SHARED_BENCH
+from tests.bench.chat import LOADGEN, QUICK
+from tests.bench.harness import REPO, SHARED_BENCH
 from tests.conftest import require
 
 SMOKE_TIMEOUT_S = 100

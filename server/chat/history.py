@@ -19,8 +19,8 @@ the NestJS server, or a call's transcript) may write to any session, so:
   knows).
 
 The check is its own statement: inside the user message's `INSERT ... SELECT` it made
-InnoDB take shared next-key locks on the session's index range, and under load a run of
-5,000 turns met a deadlock.
+InnoDB take shared next-key locks on the session's index range (gaps other sessions insert
+into), and under load one turn of a 5,000-turn run failed with a database error.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from aiortc.mediastreams import MediaStreamError
 from av.audio.frame import AudioFrame
 from av.packet import Packet
 
+from server.metrics import VOICE_LATE_FRAMES
 from server.voice import opus
 
 log = logging.getLogger(__name__)
@@ -35,17 +36,23 @@ FRAME_SECONDS = FRAME_SAMPLES / SAMPLE_RATE
 TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
 # Later than this behind the clock (a stalled loop), the track stops catching up in a burst.
 MAX_LAG_SECONDS = 0.2
+# A unit this late has left a receiver that holds 60 ms of audio (3 frames) with nothing to
+# play: the caller hears a gap. The voice bench's "underrun".
+GAP_SECONDS = 0.06
 _SILENT_FRAME = bytes(FRAME_BYTES)
+_LATE, _GAP, _RESYNC = (VOICE_LATE_FRAMES.labels(k) for k in ("late", "gap", "resync"))
 
 
 @dataclass(slots=True)
 class Pacing:
-    """How punctually the track handed out its units: one handed out more than a frame
-    period (20 ms) after its slot is late; a resync is a lag past MAX_LAG_SECONDS, after
-    which the clock restarts (the caller hears a gap)."""
+    """How punctually the track handed out its units (to aiortc, which sends each at once):
+    one handed out more than a frame period (20 ms) after its slot is late, more than
+    GAP_SECONDS a gap; a resync is a lag past MAX_LAG_SECONDS, after which the clock
+    restarts."""
 
     frames: int = 0
     late: int = 0
+    gaps: int = 0
     resyncs: int = 0
     starved: int = 0  # silence inside a clip whose next units had not been decoded yet
     max_lag: float = 0.0  # seconds
@@ -54,6 +61,7 @@ class Pacing:
         return {
             "frames": self.frames,
             "lateFrames": self.late,
+            "gapFrames": self.gaps,
             "resyncs": self.resyncs,
             "starvedFrames": self.starved,
             "maxLagMs": round(self.max_lag * 1000, 1),
@@ -161,10 +169,16 @@ class SpeakerTrack(MediaStreamTrack):
             now = time.monotonic()  # a busy loop wakes the track up late too
         lag = now - due
         pacing.max_lag = max(pacing.max_lag, lag)
-        if lag > FRAME_SECONDS:
-            pacing.late += 1
+        if lag <= FRAME_SECONDS:
+            return  # on time (the usual case: nothing to count)
+        pacing.late += 1
+        _LATE.inc()
+        if lag > GAP_SECONDS:
+            pacing.gaps += 1
+            _GAP.inc()
         if lag > MAX_LAG_SECONDS:
             pacing.resyncs += 1
+            _RESYNC.inc()
             self._start = now - self._pts / SAMPLE_RATE
             log.warning("outgoing audio stalled", extra={"lagMs": round(lag * 1000)})
 

@@ -24,32 +24,36 @@ import asyncio
 import contextlib
 import json
 import math
-import os
-import resource
-import shutil
 import signal
-import socket
 import statistics
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
-from urllib.parse import urlsplit
+from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.bench.harness import (
+    MYSQL_URL,
+    PYTHON,
+    REF_DIR,
+    REPO,
+    Target,
+    cpu_seconds,
+    fake_openai,
+    free_port,
+    fresh_database,
+    log,
+    mysql_reachable,
+    ours,
+    raise_fd_limit,
+    ref,
+    rss_kib,
+    running,
+)
+
 LOADGEN = REPO / "tests" / "bench" / "js" / "loadgen.mjs"
-SHARED_BENCH = Path(os.environ.get("BENCH_SHARED_DIR", REPO.parent / "shared" / "bench"))
-REF_DIR = REPO / ".bench" / "ref"  # `npm install socket.io mysql2 openai` (make bench)
-MYSQL_URL = os.environ.get("BENCH_MYSQL_URL", "mysql://root:@127.0.0.1:3306")
-PYTHON = Path(sys.executable)
-
-PROFILE: Path | None = None  # --profile: py-spy SVG of our server's turn phase
-START_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -70,18 +74,6 @@ EXTRA = (Scenario("idle2000", 2000, 0),)  # by name only (--scenario idle2000)
 
 
 @dataclass
-class Target:
-    """One server under test: how to start it on a port and a database."""
-
-    name: str  # "ours" | "ref"
-    db: str  # "mysql" | "sqlite"
-    argv: list[str]
-    env: dict[str, str]
-    cwd: Path
-    log_path: Path
-
-
-@dataclass
 class Outcome:
     join_ms: list[float] = field(default_factory=list)
     turn_ms: list[float] = field(default_factory=list)
@@ -92,16 +84,6 @@ class Outcome:
     error_samples: list[str] = field(default_factory=list)
 
 
-def log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def percentile(values: Sequence[float], p: float) -> float | None:
     """Nearest rank."""
     if not values:
@@ -109,211 +91,6 @@ def percentile(values: Sequence[float], p: float) -> float | None:
     ordered = sorted(values)
     rank = max(1, math.ceil(p / 100 * len(ordered)))
     return round(ordered[rank - 1], 1)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process has used so far."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for {pid}")
-
-
-def raise_fd_limit() -> None:
-    """10,000 sockets on each side: every child inherits this process's limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = hard if hard != resource.RLIM_INFINITY else 65536
-    if soft < wanted:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-
-
-# -- processes -------------------------------------------------------------------------
-
-
-async def wait_for_port(port: int, proc: asyncio.subprocess.Process, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.returncode is not None:
-            raise RuntimeError(f"server exited with {proc.returncode} before listening")
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            await asyncio.sleep(0.1)
-            continue
-        writer.close()
-        await writer.wait_closed()
-        return
-    raise RuntimeError(f"nothing listening on {port} after {timeout} s")
-
-
-async def stop(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        await asyncio.wait_for(proc.wait(), STOP_TIMEOUT_S)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-
-
-def _append(path: Path) -> IO[bytes]:
-    return path.open("ab")
-
-
-def _remove_with_journals(path: Path) -> None:
-    for leftover in path.parent.glob(path.name + "*"):
-        leftover.unlink()
-
-
-@contextlib.asynccontextmanager
-async def running(target: Target, port: int) -> AsyncIterator[asyncio.subprocess.Process]:
-    with _append(target.log_path) as server_log:
-        proc = await asyncio.create_subprocess_exec(
-            *target.argv,
-            str(port),
-            cwd=target.cwd,
-            env={**target.env, "PORT": str(port)},
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=server_log,
-            stderr=server_log,
-        )
-    try:
-        try:
-            await wait_for_port(port, proc, START_TIMEOUT_S)
-        except Exception:
-            tail = target.log_path.read_text(errors="replace")[-3000:]
-            log(f"{target.name} did not start; its log ends:\n{tail}")
-            raise
-        yield proc
-    finally:
-        await stop(proc)
-
-
-@contextlib.asynccontextmanager
-async def fake_openai(delay_ms: int) -> AsyncIterator[str]:
-    port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        "node",
-        str(SHARED_BENCH / "fake_openai.mjs"),
-        str(port),
-        env={**os.environ, "FAKE_DELAY_MS": str(delay_ms)},
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    try:
-        await wait_for_port(port, proc, START_TIMEOUT_S)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        await stop(proc)
-
-
-# -- databases -------------------------------------------------------------------------
-
-
-def _mysql_connect() -> Any:
-    import pymysql  # installed with aiomysql
-
-    parts = urlsplit(MYSQL_URL)
-    return pymysql.connect(
-        host=parts.hostname or "127.0.0.1",
-        port=parts.port or 3306,
-        user=parts.username or "root",
-        password=parts.password or "",
-        connect_timeout=5,
-    )
-
-
-def _mysql_execute(sql: str) -> None:
-    conn = _mysql_connect()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-    finally:
-        conn.close()
-
-
-def mysql_reachable() -> bool:
-    try:
-        _mysql_connect().close()
-    except Exception:
-        return False
-    return True
-
-
-@contextlib.asynccontextmanager
-async def fresh_database(db: str, scratch: Path) -> AsyncIterator[str]:
-    """A URL of a new, empty database, dropped (or deleted) afterwards."""
-    if db == "sqlite":
-        path = scratch / f"bench-{uuid.uuid4().hex[:8]}.sqlite3"
-        try:
-            yield f"sqlite://{path}"
-        finally:
-            _remove_with_journals(path)
-        return
-    name = f"mobok_bench_{uuid.uuid4().hex[:10]}"
-    await _retrying(
-        lambda: _mysql_execute(
-            f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-        )
-    )
-    try:
-        yield f"{MYSQL_URL.rstrip('/')}/{name}"
-    finally:
-        await _retrying(lambda: _mysql_execute(f"DROP DATABASE IF EXISTS `{name}`"))
-
-
-async def _retrying(work: Any, seconds: float = 30.0) -> None:
-    """MariaDB may be restarting (another test's outage): try again for a while."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            await asyncio.to_thread(work)
-            return
-        except Exception as exc:
-            if time.monotonic() > deadline:
-                raise
-            log(f"MySQL: {exc}; retrying")
-            await asyncio.sleep(1.0)
-
-
-def ours(db: str, database_url: str, llm_url: str, scratch: Path, source: Path) -> Target:
-    env = {
-        **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")},
-        "PYTHONPATH": str(source),  # a copy of the tree may be measured (before/after)
-        "HOST": "127.0.0.1",
-        "DATABASE_URL": database_url + os.environ.get("BENCH_DB_QUERY", ""),
-        "AI_PROVIDER": "openai",
-        "OPENAI_API_KEY": "bench",
-        "OPENAI_BASE_URL": llm_url,
-        "SOCKETIO_TRANSPORTS": "websocket",
-        "MAX_AI_REQUESTS_PER_MINUTE": "1000000",
-        "LOG_LEVEL": "WARNING",
-        "STUN_SERVER_URL": "",
-    }
-    # `running` appends the port as an argument, which `python -m server` ignores (PORT)
-    argv = [str(PYTHON), "-m", "server"]
-    return Target("ours", db, argv, env, cwd=scratch, log_path=scratch / f"ours-{db}.log")
-
-
-def ref(database_url: str, llm_url: str, scratch: Path) -> Target:
-    script = REF_DIR / "ref_server.mjs"
-    shutil.copyfile(SHARED_BENCH / "ref_server.mjs", script)  # resolves REF_DIR/node_modules
-    env = {
-        **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")},
-        "DB_URL": database_url,
-        "OPENAI_BASE_URL": llm_url,
-        "OPENAI_API_KEY": "bench",
-    }
-    return Target("ref", "mysql", ["node", str(script)], env, REF_DIR, scratch / "ref.log")
 
 
 # -- one scenario ----------------------------------------------------------------------
@@ -439,15 +216,22 @@ def _figures(scenario: Scenario, o: Outcome, baseline: int, loaded: int) -> dict
 
 
 async def run_one(
-    make_target: Any, db: str, scenario: Scenario, llm_url: str, scratch: Path, timeout: float
+    make_target: Callable[[str, str], Target],
+    db: str,
+    scenario: Scenario,
+    llm_url: str,
+    scratch: Path,
+    timeout: float,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
+    """One server on a fresh database under one scenario; `profile` (py-spy) is ours only."""
     async with fresh_database(db, scratch) as database_url:
-        target: Target = make_target(database_url, llm_url)
+        target = make_target(database_url, llm_url)
         port = free_port()
         log(f"{target.name} {db} {scenario.name}: starting")
         async with running(target, port) as proc:
-            profile = PROFILE if target.name == "ours" else None
-            figures = await drive(f"http://127.0.0.1:{port}", scenario, proc.pid, timeout, profile)
+            spy = profile if target.name == "ours" else None
+            figures = await drive(f"http://127.0.0.1:{port}", scenario, proc.pid, timeout, spy)
         line = {"server": target.name, "db": db, "scenario": scenario.name, **figures}
         if figures["errors"]:
             tail = target.log_path.read_text(errors="replace")[-2000:]
@@ -480,10 +264,8 @@ def emit(line: dict[str, Any]) -> None:
 
 async def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    global PROFILE
-    PROFILE = args.profile
     raise_fd_limit()
-    scenarios = QUICK if args.quick else FULL
+    scenarios: tuple[Scenario, ...] = QUICK if args.quick else FULL
     if args.scenario:
         scenarios = tuple(s for s in (*FULL, *QUICK, *EXTRA) if s.name in args.scenario)
     dbs = [d for d in args.db.split(",") if d]
@@ -506,7 +288,9 @@ async def main(argv: Sequence[str] | None = None) -> int:
                     return ours(db, url, llm, scratch, args.source)
 
                 try:
-                    line = await run_one(target, db, scenario, llm_url, scratch, args.timeout)
+                    line = await run_one(
+                        target, db, scenario, llm_url, scratch, args.timeout, args.profile
+                    )
                 except Exception as exc:  # one broken run must not hide the others
                     log(f"{name} {db} {scenario.name} failed: {exc!r}")
                     line = {"server": name, "db": db, "scenario": scenario.name, "errors": 1}

@@ -32,7 +32,6 @@ from aiortc import (
     RTCConfiguration,
     RTCPeerConnection,
     RTCSessionDescription,
-    clock,
 )
 from aiortc.codecs.opus import OpusEncoder
 from aiortc.rtp import RtpPacket
@@ -162,7 +161,6 @@ class Microphone(MediaStreamTrack):
 @dataclass(frozen=True, slots=True)
 class Arrival:
     at: float  # monotonic: when the packet reached this process
-    sent: float  # monotonic: when the server sent it (its abs-send-time; `at` if absent)
     seq: int
     timestamp: int  # RTP
     sound: bool
@@ -177,17 +175,6 @@ def carries_sound(packet: RtpPacket) -> bool:
     return packet.payload != SERVER_SILENCE
 
 
-def sent_at(packet: RtpPacket, arrived: float) -> float:
-    """When the server sent `packet`, on this process's monotonic clock: aiortc stamps each
-    packet with its wall-clock send time (abs-send-time, 6.18 fixed-point seconds mod 64),
-    and both ends share this machine's clock."""
-    stamp = packet.extensions.abs_send_time
-    if stamp is None:
-        return arrived
-    now = (clock.current_ntp_time() >> 14) & 0xFFFFFF
-    return arrived - ((now - stamp) & 0xFFFFFF) / (1 << 18)
-
-
 @dataclass
 class ArrivalLog:
     """The AI's RTP packets as they arrived."""
@@ -196,8 +183,7 @@ class ArrivalLog:
 
     def add(self, at: float, packet: RtpPacket) -> None:
         sound = carries_sound(packet)
-        sent = sent_at(packet, at)
-        self.arrivals.append(Arrival(at, sent, packet.sequence_number, packet.timestamp, sound))
+        self.arrivals.append(Arrival(at, packet.sequence_number, packet.timestamp, sound))
 
     def first_sound_after(self, since: float) -> float | None:
         for arrival in self.arrivals:
@@ -218,15 +204,13 @@ class ArrivalLog:
 
 @dataclass
 class Punctuality:
-    """The AI's packets against their schedule (their RTP timestamps), as a receiver's
-    jitter buffer of `buffer_ms` would see them. The schedule starts at the best transit
-    time seen (the earliest a packet could be played); a packet later than `buffer_ms`
-    behind it is an underrun (the listener hears a gap), after which the buffer refills
-    (the schedule restarts from that packet). A sequence number never received is lost.
-
-    `by_send_time` judges the time each packet left the server instead of the time it
-    reached the caller: the server's own punctuality, without the load generator's delays
-    in taking packets in (both run on the same two cores)."""
+    """The AI's packets as they reached this caller, against their schedule (their RTP
+    timestamps), as a receiver's jitter buffer of `buffer_ms` would see them. The schedule
+    starts at the best transit time seen (the earliest a packet could be played); a packet
+    later than `buffer_ms` behind it is an underrun (the listener hears a gap), after which
+    the buffer refills (the schedule restarts from that packet). A sequence number never
+    received is lost. Arrival times are this process's: its own delays count too (the
+    server's own figures come from its log)."""
 
     packets: int = 0
     underruns: int = 0
@@ -234,7 +218,7 @@ class Punctuality:
     max_late_ms: float = 0.0
 
     @classmethod
-    def of(cls, arrivals: list[Arrival], buffer_ms: float, by_send_time: bool) -> Punctuality:
+    def of(cls, arrivals: list[Arrival], buffer_ms: float) -> Punctuality:
         result = cls()
         if not arrivals:
             return result
@@ -248,7 +232,7 @@ class Punctuality:
             ts_n = (arrival.timestamp - first_ts) % 2**32
             seen.add(seq_n)
             highest = max(highest, seq_n)
-            transit = (arrival.sent if by_send_time else arrival.at) - ts_n / RATE
+            transit = arrival.at - ts_n / RATE
             if baseline is None or transit < baseline:
                 baseline = transit
             late_ms = (transit - baseline) * 1000

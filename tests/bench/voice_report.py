@@ -142,9 +142,16 @@ def summarize(turns: Iterable[TurnResult], pacing: Iterable[dict[str, Any]]) -> 
     out["first_audio_before_reply_done"] = f"{sum(f < d for f, d in pairs)}/{len(pairs)}"
     overheads = [t.server["overhead"] for t in turns if t.server.get("overhead") is not None]
     out["overhead_within_30ms"] = f"{sum(o <= 30 for o in overheads)}/{len(overheads)}"
-    pacing = list(pacing)
-    out["server_late_frames"] = sum(int(p.get("lateFrames", 0)) for p in pacing)
-    out["server_resyncs"] = sum(int(p.get("resyncs", 0)) for p in pacing)
+    pacing = list(pacing)  # whole calls, hanging up included
     out["server_frames"] = sum(int(p.get("frames", 0)) for p in pacing)
     out["server_max_lag_ms"] = max((float(p.get("maxLagMs", 0)) for p in pacing), default=None)
+    return out
+
+
+def late_frames(before: dict[str, float], after: dict[str, float]) -> dict[str, int]:
+    """`mobok_voice_late_frames_total` by kind (late, gap, resync) between two scrapes."""
+    out: dict[str, int] = {}
+    for kind in ("late", "gap", "resync"):
+        key = f'mobok_voice_late_frames_total{{kind="{kind}"}}'
+        out[kind] = round(after.get(key, 0) - before.get(key, 0))
     return out
