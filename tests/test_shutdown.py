@@ -10,7 +10,7 @@ from pathlib import Path
 
 import socketio
 
-from tests.processes import free_port
+from tests.processes import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PING_TIMEOUT = 45  # python-engineio's ping interval + timeout: what a hung shutdown waits
@@ -36,15 +36,7 @@ async def test_sigterm_disconnects_clients_and_exits(tmp_path: Path) -> None:
     )
     clients: list[socketio.AsyncClient] = []
     try:
-        for _ in range(100):  # the server is up once it accepts a connection
-            try:
-                _, probe = await asyncio.open_connection("127.0.0.1", port)
-            except OSError:
-                await asyncio.sleep(0.1)
-                continue
-            probe.close()
-            await probe.wait_closed()
-            break
+        await wait_for_port(port, server, timeout=10)  # up once it accepts a connection
         gone: dict[str, asyncio.Event] = {}
         for transport in ("websocket", "polling"):
             client = socketio.AsyncClient(reconnection=False)

@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import math
 import signal
 import statistics
 import sys
@@ -47,6 +46,7 @@ from tests.bench.harness import (
     log,
     mysql_reachable,
     ours,
+    percentile,
     raise_fd_limit,
     ref,
     rss_kib,
@@ -82,15 +82,6 @@ class Outcome:
     errors: int = 0
     cpu_seconds: float = 0.0  # the server's, during the turn phase
     error_samples: list[str] = field(default_factory=list)
-
-
-def percentile(values: Sequence[float], p: float) -> float | None:
-    """Nearest rank."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(p / 100 * len(ordered)))
-    return round(ordered[rank - 1], 1)
 
 
 # -- one scenario ----------------------------------------------------------------------

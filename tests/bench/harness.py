@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import resource
 import shutil
-import signal
-import socket
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
+
+from tests.processes import free_port, stop, wait_for_port
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_BENCH = Path(os.environ.get("BENCH_SHARED_DIR", REPO.parent / "shared" / "bench"))
@@ -41,14 +42,17 @@ class Target:
     log_path: Path
 
 
+def percentile(values: Sequence[float], p: float) -> float | None:
+    """Nearest rank."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return round(ordered[rank - 1], 1)
+
+
 def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def cpu_seconds(pid: int) -> float:
@@ -75,33 +79,6 @@ def raise_fd_limit() -> None:
 
 
 # -- processes -------------------------------------------------------------------------
-
-
-async def wait_for_port(port: int, proc: asyncio.subprocess.Process, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.returncode is not None:
-            raise RuntimeError(f"server exited with {proc.returncode} before listening")
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            await asyncio.sleep(0.1)
-            continue
-        writer.close()
-        await writer.wait_closed()
-        return
-    raise RuntimeError(f"nothing listening on {port} after {timeout} s")
-
-
-async def stop(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        await asyncio.wait_for(proc.wait(), STOP_TIMEOUT_S)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
 
 
 def _append(path: Path) -> IO[bytes]:
@@ -134,7 +111,7 @@ async def running(target: Target, port: int) -> AsyncIterator[asyncio.subprocess
             raise
         yield proc
     finally:
-        await stop(proc)
+        await stop(proc, STOP_TIMEOUT_S)
 
 
 @contextlib.asynccontextmanager
@@ -153,7 +130,7 @@ async def fake_openai(delay_ms: int) -> AsyncIterator[str]:
         await wait_for_port(port, proc, START_TIMEOUT_S)
         yield f"http://127.0.0.1:{port}/v1"
     finally:
-        await stop(proc)
+        await stop(proc, STOP_TIMEOUT_S)
 
 
 # -- databases -------------------------------------------------------------------------

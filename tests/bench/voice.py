@@ -47,7 +47,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -76,11 +75,13 @@ from tests.bench.voice_report import (
     percentile,
     summarize,
 )
+from tests.processes import free_port, stop, wait_for_port
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = Path(sys.executable)
 OUT_DIR = REPO / ".bench"
 START_TIMEOUT_S = 60.0
+VOICE_STOP_TIMEOUT_S = 40.0  # a call turn may still be finishing
 DIAL_SPACING_S = 0.1
 QUIET_S = 0.8  # the AI has finished answering once its track has been silent this long
 # what each provider pair is asked: pocketsphinx hears this voice and sentence well, and
@@ -98,12 +99,6 @@ def log(message: str) -> None:
 
 def emit(line: dict[str, Any]) -> None:
     print(json.dumps(line, ensure_ascii=False), flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def espeak_wav(text: str, voice: str) -> bytes:
@@ -200,34 +195,7 @@ async def running_server(
         await wait_for_port(port, proc, START_TIMEOUT_S)
         yield Server(proc, f"http://127.0.0.1:{port}", log_path)
     finally:
-        await stop(proc)
-
-
-async def wait_for_port(port: int, proc: asyncio.subprocess.Process, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.returncode is not None:
-            raise RuntimeError(f"the server exited with {proc.returncode} before listening")
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            await asyncio.sleep(0.1)
-            continue
-        writer.close()
-        await writer.wait_closed()
-        return
-    raise RuntimeError(f"nothing listening on {port} after {timeout} s")
-
-
-async def stop(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        await asyncio.wait_for(proc.wait(), 40)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
+        await stop(proc, VOICE_STOP_TIMEOUT_S)
 
 
 @contextlib.asynccontextmanager
@@ -246,7 +214,7 @@ async def fake_process(delays: BenchDelays) -> AsyncIterator[tuple[str, int]]:
             raise RuntimeError("the fake provider did not start")
         yield line.decode().strip(), proc.pid
     finally:
-        await stop(proc)
+        await stop(proc, VOICE_STOP_TIMEOUT_S)
 
 
 @contextlib.asynccontextmanager

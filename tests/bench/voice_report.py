@@ -4,13 +4,14 @@ own measurements, folded into one summary per scenario."""
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tests.bench.harness import percentile
 
 # what `server.voice.latency` logs per turn, in the order the summary shows them
 STAGES = (
@@ -25,15 +26,6 @@ STAGES = (
     "overhead",
 )
 _EXTRA = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)')
-
-
-def percentile(values: Sequence[float], p: float) -> float | None:
-    """Nearest rank."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(p / 100 * len(ordered)))
-    return round(ordered[rank - 1], 1)
 
 
 def spread(values: Sequence[float]) -> dict[str, float | None]:
