@@ -64,18 +64,12 @@ def history_item(m: StoredMessage) -> dict[str, Any]:
     }
 
 
-def ai_message(m: StoredMessage) -> dict[str, Any]:
+def live_message(m: StoredMessage) -> dict[str, Any]:
+    """The `message-sent` / `ai-message` payload; `id` (an addition) is the resume cursor."""
     return {"content": m.content, "timestamp": m.timestamp_ms, "id": m.id}
 
 
-def message_sent(m: StoredMessage) -> dict[str, Any]:
-    return {"content": m.content, "timestamp": m.timestamp_ms, "id": m.id}
-
-
-_LIVE_EVENT_OF_SENDER = {
-    "user": ("message-sent", message_sent),
-    "assistant": ("ai-message", ai_message),
-}
+_LIVE_EVENT_OF_SENDER = {"user": "message-sent", "assistant": "ai-message"}
 
 
 class ChatNamespace(ContractNamespace):
@@ -114,8 +108,7 @@ class ChatNamespace(ContractNamespace):
         try:
             reply = await self._enter(sid, req, joined)
             for m in await self.chat.missed(session_id, req.lastMessageId):
-                event, payload = _LIVE_EVENT_OF_SENDER[m.sender]
-                await self.emit(event, payload(m), to=sid)
+                await self.emit(_LIVE_EVENT_OF_SENDER[m.sender], live_message(m), to=sid)
                 replayed.add(m.id)
             return reply
         finally:
@@ -137,14 +130,14 @@ class ChatNamespace(ContractNamespace):
             "chat-history", {"messages": [history_item(m) for m in joined.history]}, to=sid
         )
         if joined.greeting is not None:
-            await self.emit("ai-message", ai_message(joined.greeting), room=room(session_id))
+            await self.emit("ai-message", live_message(joined.greeting), room=room(session_id))
         return reply
 
     async def on_send_message(self, sid: str, data: Any) -> dict[str, Any]:
         req = parse(SendMessage, data)
         await self._require_member(sid, req.sessionId)
         stored = await self.chat.accept(req.sessionId, req.message)
-        sent = message_sent(stored)
+        sent = live_message(stored)
         await self.emit("message-sent", sent, room=room(req.sessionId))
         self.spawn(self._answer(sid, stored))
         return sent
@@ -165,7 +158,7 @@ class ChatNamespace(ContractNamespace):
             turn.failed()
             await self.fail(sid, exc)
             return
-        await self.emit("ai-message", ai_message(reply), room=room(session_id))
+        await self.emit("ai-message", live_message(reply), room=room(session_id))
         turn.done()
 
     def _may_have_members(self, room_name: str) -> bool:
