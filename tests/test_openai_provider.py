@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import pytest
 
 from models import ChatMessage, Sender
+from server.ai.base import PromptMessage, ProviderError, TextDelta
+from server.ai.openai import OpenAILLM
+from server.ai.openai.llm import read_chunk, sse_data
 from server.keys import CHAT
 from tests.conftest import LiveServer, make_settings, serve
 from tests.fakes.openai_server import FakeOpenAI, running_fake_openai
@@ -88,16 +92,16 @@ async def test_second_turn_sees_the_first_in_context(
         await c.close()
 
 
-@pytest.mark.parametrize("failure", ["http_500", "hang"])
+@pytest.mark.parametrize("failure", ["http_500", "hang", "stream_error", "malformed_chunk"])
 async def test_provider_failure_is_reported_and_user_message_kept(
     openai_server: LiveServer, fake_openai: FakeOpenAI, failure: str
 ) -> None:
     c, session_id = await joined_chat_client(openai_server.url)
     try:
-        if failure == "hang":
-            fake_openai.hang = True
-        else:
+        if failure == "http_500":
             fake_openai.fail_status = 500
+        else:
+            setattr(fake_openai, failure, True)
         await c.emit("send-message", {"sessionId": session_id, "message": "노인 일자리"})
         assert (await c.next("message-sent"))["content"] == "노인 일자리"
         assert (await c.next("error", timeout=5)) == {"message": "AI 응답 생성에 실패했습니다"}
@@ -108,10 +112,64 @@ async def test_provider_failure_is_reported_and_user_message_kept(
         )
         assert senders[-1] == ("user", "노인 일자리")
         # the server keeps serving once the model is back
-        fake_openai.hang = False
+        fake_openai.hang = fake_openai.stream_error = fake_openai.malformed_chunk = False
         fake_openai.fail_status = None
         await c.emit("send-message", {"sessionId": session_id, "message": "청년 월세"})
         assert (await c.next("ai-message", timeout=5))["content"].startswith("검색 결과입니다.")
         assert fake_openai.requests[-2]["messages"][-1]["content"] == "청년 월세"
     finally:
         await c.close()
+
+
+async def _lines(*lines: str) -> AsyncIterator[bytes]:
+    for line in lines:
+        yield line.encode() + b"\r\n"
+
+
+async def test_sse_data_follows_the_event_stream_format() -> None:
+    lines = _lines(
+        ": a comment",
+        "",
+        "event: message",
+        'data: {"a":',
+        "data:1}",
+        "",
+        "id: 7",
+        "data: [DONE]",
+    )
+    assert [d async for d in sse_data(lines)] == [b'{"a":\n1}', b"[DONE]"]
+
+
+@pytest.mark.parametrize(
+    "data",
+    ["{", "[]", '{"choices": "x"}', '{"choices": [{"delta": 3}]}', '{"error": {"message": "x"}}'],
+)
+def test_a_chunk_that_is_not_one_is_a_provider_error(data: str) -> None:
+    with pytest.raises(ProviderError):
+        read_chunk(data.encode())
+
+
+def test_a_chunk_gives_its_text_and_tool_call_deltas() -> None:
+    call = {"index": 0, "id": "c1", "function": {"name": "f", "arguments": "{}"}}
+    chunk = {"choices": [{"index": 0, "delta": {"content": "안녕", "tool_calls": [call]}}]}
+    assert read_chunk(json.dumps(chunk).encode()) == ("안녕", [call])
+    assert read_chunk(b'{"choices": []}') == ("", [])
+
+
+async def test_an_error_status_names_the_api_message(fake_openai: FakeOpenAI) -> None:
+    llm = OpenAILLM(api_key="sk-test", model="gpt-4o", base_url=fake_openai.url + "/", timeout=2)
+    fake_openai.fail_status = 429
+    try:
+        with pytest.raises(ProviderError, match=r"^openai: HTTP 429: fake failure$"):
+            async for _ in llm.stream([PromptMessage(role="user", content="안녕")], []):
+                pass
+        fake_openai.fail_status = None
+        events = [e async for e in llm.stream([PromptMessage(role="user", content="안녕")], [])]
+        assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "답변: 안녕"
+        assert fake_openai.requests[-1] == {
+            "model": "gpt-4o",
+            "messages": [{"role": "user", "content": "안녕"}],
+            "stream": True,
+        }
+    finally:
+        await llm.aclose()

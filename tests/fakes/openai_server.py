@@ -5,7 +5,9 @@ plain completion). With tools offered and a user message last, it calls
 `search_welfare_services` (its arguments split across chunks, as OpenAI does); with a tool
 result last, it answers from that result. Every request body is kept for assertions.
 Faults on demand: `fail_status` (an HTTP error), `hang` (no answer at all), `stall` (a stream
-that stops after its first events), `delay` (a slow model); off by default.
+that stops after its first events), `stream_error` / `malformed_chunk` (an error event or a
+chunk that is not JSON after the first events), `delay` (a slow model); off by default.
+Streams open with an SSE comment line, as proxies and compatible servers send.
 
 Speech: `POST /v1/audio/transcriptions` (multipart, answers `{"text": fake.transcript}`) and
 `POST /v1/audio/speech` (answers a short MP3 tone), each recorded and each able to fail. A
@@ -36,6 +38,8 @@ class FakeOpenAI:
     hang: bool = False  # never answer
     stall: bool = False  # start streaming a reply, then never finish it
     delay: float = 0.0
+    stream_error: bool = False  # an `error` event in the middle of a streamed reply
+    malformed_chunk: bool = False  # a chunk that is not JSON in the middle of a reply
     url: str = ""
     # speech
     transcript: str = "노인 복지 서비스 알려줘"
@@ -124,10 +128,16 @@ class FakeOpenAI:
             )
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
+        await response.write(b": keep-alive\n\n")
         stall_at = min(2, len(deltas) - 1) if self.stall else None  # before the reply is whole
         for index, delta in enumerate(deltas):
             if index == stall_at:
                 await asyncio.sleep(3600)
+            if index == 1 and self.stream_error:
+                error = {"error": {"message": "fake overload", "type": "server_error"}}
+                await response.write(f"data: {json.dumps(error)}\n\n".encode())
+            if index == 1 and self.malformed_chunk:
+                await response.write(b'data: {"choices": [{"delta": \n\n')
             event = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
             await response.write(f"data: {json.dumps(event, ensure_ascii=False)}\n\n".encode())
         final = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]}
