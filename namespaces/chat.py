@@ -202,8 +202,8 @@ class ChatNamespace(ContractNamespace):
                     await self.emit("chat-left", {"sessionId": session_id}, to=sid)
 
     async def _require_member(self, sid: str, session_id: str) -> None:
-        state = await self.get_session(sid)
-        if session_id not in state["sessions"]:
+        # `_members` mirrors each socket's `sessions` and is a plain dict lookup
+        if sid not in self._members.get(session_id, ()):
             raise ChatError(SESSION_NOT_FOUND)
 
     async def _leave(self, sid: str, session_id: str) -> None:
