@@ -36,7 +36,7 @@ from server.metrics import add_metrics_route
 from server.rest.chat import add_chat_routes
 from server.rest.openapi import ApiRegistry, add_docs_routes
 from server.sio_packets import ContractSocketServer
-from server.sio_tuning import OrjsonModule, use_small_queues, use_uncompressed_websockets
+from server.sio_tuning import OrjsonModule, PingWheel, use_lean_websockets, use_small_queues
 from server.welfare import WelfareCatalog
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 PUBLIC_DIR = ROOT / "public"
 
 CHAT_NAMESPACE = web.AppKey("chat_namespace", ChatNamespace)
+PINGS = web.AppKey("engineio_pings", PingWheel)
 
 
 def create_app(settings: Settings | None = None) -> web.Application:
@@ -61,7 +62,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
         engineio_logger=False,
         json=OrjsonModule,
     )
-    use_uncompressed_websockets(sio.eio)
+    app[PINGS] = use_lean_websockets(sio.eio)
     use_small_queues(sio.eio)
     sio.attach(app)
     app[SIO] = sio
@@ -173,6 +174,7 @@ async def _graceful_shutdown(app: web.Application) -> None:
         await socket.close(wait=False)
         socket.queue.put_nowait(None)
     await sio.shutdown()
+    await app[PINGS].aclose()
     await sio.manager.aclose()
 
 

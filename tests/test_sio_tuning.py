@@ -1,15 +1,21 @@
 """The Socket.IO tuning of `server/sio_tuning.py`: the small packet queue behaves as the
-`asyncio.Queue` python-engineio expects, and the orjson module round-trips what the
-standard one does."""
+`asyncio.Queue` python-engineio expects, the orjson module round-trips what the standard
+one does, and the lean websocket loop pings, closes, upgrades and refuses as python-engineio's
+own did."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
 
+from server.keys import SIO
 from server.sio_tuning import OrjsonModule, PacketQueue
+from tests.conftest import LiveServer, make_settings, serve
+from tests.sio import RecordingClient, joined_chat_client
 
 
 async def test_queue_hands_items_over_in_order_and_joins() -> None:
@@ -59,3 +65,90 @@ def test_orjson_module_matches_the_standard_one() -> None:
     assert OrjsonModule.loads('["\\ud800", NaN]')[0] == lone
     with pytest.raises(ValueError):
         OrjsonModule.loads("{not json")
+
+
+@pytest.fixture
+async def quick_pings(sqlite_url: str) -> AsyncIterator[LiveServer]:
+    """The app with a 1 s ping interval and timeout (25 s and 20 s by default)."""
+    app_settings = make_settings(sqlite_url)
+    async with serve(app_settings) as live:
+        eio = live.app[SIO].eio
+        eio.ping_interval = eio.ping_timeout = 1
+        yield live
+
+
+async def _engineio_socket(live: LiveServer) -> aiohttp.ClientWebSocketResponse:
+    session = aiohttp.ClientSession()
+    ws = await session.ws_connect(f"{live.url}/socket.io/?EIO=4&transport=websocket")
+    ws._test_session = session  # type: ignore[attr-defined]
+    opened = await ws.receive_str(timeout=5)
+    assert opened.startswith("0{")  # OPEN
+    return ws
+
+
+async def _close(ws: aiohttp.ClientWebSocketResponse) -> None:
+    await ws.close()
+    await ws._test_session.close()  # type: ignore[attr-defined]
+
+
+async def test_an_idle_websocket_is_pinged_and_stays_while_it_answers(
+    quick_pings: LiveServer,
+) -> None:
+    ws = await _engineio_socket(quick_pings)
+    try:
+        for _ in range(3):  # each ping comes about a second after the last answer
+            assert await ws.receive_str(timeout=4) == "2"  # PING
+            await ws.send_str("3")  # PONG
+        assert len(quick_pings.app[SIO].eio.sockets) == 1
+    finally:
+        await _close(ws)
+
+
+async def test_a_websocket_that_stops_answering_pings_is_closed(quick_pings: LiveServer) -> None:
+    ws = await _engineio_socket(quick_pings)
+    try:
+        assert await ws.receive_str(timeout=4) == "2"
+        # no PONG: python-engineio's service task closes the socket, and the websocket goes
+        msg = await ws.receive(timeout=8)
+        assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+        for _ in range(50):
+            if not quick_pings.app[SIO].eio.sockets:
+                break
+            await asyncio.sleep(0.05)
+        assert not quick_pings.app[SIO].eio.sockets
+    finally:
+        await _close(ws)
+
+
+async def test_a_frame_that_is_not_engineio_ends_only_its_connection(server: LiveServer) -> None:
+    ws = await _engineio_socket(server)
+    try:
+        await ws.send_str("x-not-a-packet")
+        msg = await ws.receive(timeout=5)
+        assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+    finally:
+        await _close(ws)
+    client, session_id = await joined_chat_client(server.url)  # the server serves on
+    try:
+        assert session_id
+    finally:
+        await client.close()
+
+
+async def test_a_polling_client_upgrades_to_the_websocket(server: LiveServer) -> None:
+    client = RecordingClient()
+    await client.sio.connect(
+        server.url, namespaces=["/chat"], transports=["polling", "websocket"], wait_timeout=5
+    )
+    try:
+        for _ in range(100):
+            if client.sio.transport() == "websocket":
+                break
+            await asyncio.sleep(0.05)
+        assert client.sio.transport() == "websocket"
+        joined = await client.call("join-chat", {"userId": "upgraded"})
+        await client.emit("send-message", {"sessionId": joined["sessionId"], "message": "안녕"})
+        assert (await client.next("message-sent"))["content"] == "안녕"
+        assert await client.next("ai-message")  # the greeting
+    finally:
+        await client.close()
