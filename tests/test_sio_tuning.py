@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import aiohttp
 import pytest
@@ -70,64 +71,58 @@ def test_orjson_module_matches_the_standard_one() -> None:
 @pytest.fixture
 async def quick_pings(sqlite_url: str) -> AsyncIterator[LiveServer]:
     """The app with a 1 s ping interval and timeout (25 s and 20 s by default)."""
-    app_settings = make_settings(sqlite_url)
-    async with serve(app_settings) as live:
+    async with serve(make_settings(sqlite_url)) as live:
         eio = live.app[SIO].eio
         eio.ping_interval = eio.ping_timeout = 1
         yield live
 
 
-async def _engineio_socket(live: LiveServer) -> aiohttp.ClientWebSocketResponse:
-    session = aiohttp.ClientSession()
-    ws = await session.ws_connect(f"{live.url}/socket.io/?EIO=4&transport=websocket")
-    ws._test_session = session  # type: ignore[attr-defined]
-    opened = await ws.receive_str(timeout=5)
-    assert opened.startswith("0{")  # OPEN
-    return ws
-
-
-async def _close(ws: aiohttp.ClientWebSocketResponse) -> None:
-    await ws.close()
-    await ws._test_session.close()  # type: ignore[attr-defined]
+@asynccontextmanager
+async def engineio_socket(live: LiveServer) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
+    """A bare Engine.IO websocket, its OPEN packet read."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(f"{live.url}/socket.io/?EIO=4&transport=websocket") as ws,
+    ):
+        assert (await ws.receive_str(timeout=5)).startswith("0{")  # OPEN
+        yield ws
 
 
 async def test_an_idle_websocket_is_pinged_and_stays_while_it_answers(
     quick_pings: LiveServer,
 ) -> None:
-    ws = await _engineio_socket(quick_pings)
-    try:
+    async with engineio_socket(quick_pings) as ws:
         for _ in range(3):  # each ping comes about a second after the last answer
             assert await ws.receive_str(timeout=4) == "2"  # PING
             await ws.send_str("3")  # PONG
         assert len(quick_pings.app[SIO].eio.sockets) == 1
-    finally:
-        await _close(ws)
 
 
-async def test_a_websocket_that_stops_answering_pings_is_closed(quick_pings: LiveServer) -> None:
-    ws = await _engineio_socket(quick_pings)
-    try:
+@pytest.mark.parametrize("service_task", [True, False])
+async def test_a_websocket_that_stops_answering_pings_is_closed(
+    quick_pings: LiveServer, service_task: bool
+) -> None:
+    eio = quick_pings.app[SIO].eio
+    async with engineio_socket(quick_pings) as ws:
+        if not service_task:  # python-engineio's round of every socket may come late
+            eio.service_task_event.set()
+            await eio.service_task_handle
         assert await ws.receive_str(timeout=4) == "2"
-        # no PONG: python-engineio's service task closes the socket, and the websocket goes
+        # no PONG: the socket is closed, and the websocket goes
         msg = await ws.receive(timeout=8)
         assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
         for _ in range(50):
-            if not quick_pings.app[SIO].eio.sockets:
+            if not eio.sockets:
                 break
             await asyncio.sleep(0.05)
-        assert not quick_pings.app[SIO].eio.sockets
-    finally:
-        await _close(ws)
+        assert not eio.sockets
 
 
 async def test_a_frame_that_is_not_engineio_ends_only_its_connection(server: LiveServer) -> None:
-    ws = await _engineio_socket(server)
-    try:
+    async with engineio_socket(server) as ws:
         await ws.send_str("x-not-a-packet")
         msg = await ws.receive(timeout=5)
         assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
-    finally:
-        await _close(ws)
     client, session_id = await joined_chat_client(server.url)  # the server serves on
     try:
         assert session_id
