@@ -6,7 +6,7 @@ import time
 
 import openai
 
-from server.ai.openai.client import openai_client
+from server.ai.openai.client import speech_client
 from server.ai.speech import SpeechError
 from server.config import Settings
 from server.metrics import PROVIDER_SECONDS
@@ -19,11 +19,7 @@ class OpenAISTT:
 
     def __init__(self, settings: Settings, model: str = STT_MODEL) -> None:
         self.model = model
-        self._client = openai_client(
-            api_key=settings.openai_api_key,
-            base_url=settings.openai_base_url,
-            timeout=settings.ai_timeout_seconds,
-        )
+        self._client = speech_client(settings)
 
     async def transcribe(self, audio: bytes, *, filename: str = "audio.wav") -> str:
         # no `language`: whisper detects it, so a caller may speak Korean or English

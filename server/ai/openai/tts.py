@@ -10,7 +10,7 @@ import time
 
 import openai
 
-from server.ai.openai.client import openai_client
+from server.ai.openai.client import speech_client
 from server.ai.speech import FirstByte, SpeechError
 from server.config import Settings
 from server.metrics import PROVIDER_SECONDS
@@ -25,11 +25,7 @@ class OpenAITTS:
     def __init__(self, settings: Settings, *, voice: str, model: str = TTS_MODEL) -> None:
         self.voice = voice
         self.model = model
-        self._client = openai_client(
-            api_key=settings.openai_api_key,
-            base_url=settings.openai_base_url,
-            timeout=settings.ai_timeout_seconds,
-        )
+        self._client = speech_client(settings)
 
     async def synthesize(self, text: str, *, on_first_byte: FirstByte | None = None) -> bytes:
         started = time.monotonic()
