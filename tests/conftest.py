@@ -16,6 +16,7 @@ from aiohttp import web
 
 from server.app import create_app
 from server.config import Settings
+from tests.fakes.openai_server import FakeOpenAI, running_fake_openai
 
 IN_CI = os.environ.get("CI") == "true"
 MYSQL_SERVER_URL = os.environ.get("TEST_MYSQL_URL", "mysql://root:@127.0.0.1:3306")
@@ -137,3 +138,10 @@ async def any_server(database_url: str) -> AsyncIterator[LiveServer]:
     """The app on each database backend (SQLite, then MySQL)."""
     async with serve(make_settings(database_url)) as live:
         yield live
+
+
+@pytest.fixture
+async def fake_openai() -> AsyncIterator[FakeOpenAI]:
+    """A local fake of the OpenAI HTTP API (`tests/fakes/openai_server.py`)."""
+    async with running_fake_openai() as fake:
+        yield fake

@@ -23,10 +23,10 @@ from models.calls import Call
 from server.ai.audio import decode_to_pcm, wav_bytes
 from server.calls.prompts import CALL_GREETING
 from server.config import ROOT
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
 from tests.conftest import LiveServer, make_settings, require, serve
 from tests.voice_client import KEYWORDS, espeak_available, eventually, spoken_wav
 
-CHROMIUM = Path("/usr/bin/chromium")
 SEED_GUIDE = ROOT.parent / "shared" / "seeds" / "webrtc-ai-call-guide.md"
 SOCKET_IO_CDN = "https://cdn.socket.io/4.5.4/socket.io.min.js"
 VENDORED_SOCKET_IO = ROOT / "public" / "vendor" / "socket.io.min.js"
@@ -80,7 +80,7 @@ async def call_server(
 
 @pytest.fixture
 def microphone(tmp_path: Path) -> Path:
-    require(CHROMIUM.exists(), f"{CHROMIUM} is missing (apt-get install -y chromium)")
+    require_chromium()
     require(espeak_available(), "espeak-ng is not installed")
     return microphone_wav(tmp_path / "microphone.wav")
 
@@ -88,13 +88,7 @@ def microphone(tmp_path: Path) -> Path:
 @pytest.fixture
 async def page(microphone: Path, call_server: LiveServer) -> AsyncIterator[Page]:
     args = [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
+        *CHROMIUM_ARGS,
         "--use-fake-ui-for-media-stream",
         "--use-fake-device-for-media-stream",
         f"--use-file-for-fake-audio-capture={microphone}",

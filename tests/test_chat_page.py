@@ -6,7 +6,6 @@ the browser comes from `apt-get install -y chromium`.
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Protocol
@@ -14,16 +13,8 @@ from typing import Protocol
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.browser import CHROMIUM_ARGS, require_chromium
+
 GREETING = "안녕하세요! 복지 서비스 검색 AI입니다. 어떤 복지 서비스를 찾고 계신가요?"
 QUESTION = "노인 복지 서비스 알려줘"
 WAIT_MS = 10_000
@@ -35,13 +26,7 @@ class RunningServer(Protocol):
 
 @pytest.fixture
 def chromium_path() -> Path:
-    """Skip when Chromium is missing on a developer's machine; CI must have it."""
-    if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is missing (apt-get install -y chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason} (CI=true: CI must install it)")
-        pytest.skip(reason)
-    return CHROMIUM
+    return require_chromium()
 
 
 @pytest.fixture

@@ -13,14 +13,8 @@ from server.ai.openai import OpenAILLM
 from server.ai.openai.llm import read_chunk, sse_data
 from server.keys import CHAT
 from tests.conftest import LiveServer, make_settings, serve
-from tests.fakes.openai_server import FakeOpenAI, running_fake_openai
+from tests.fakes.openai_server import FakeOpenAI
 from tests.sio import joined_chat_client
-
-
-@pytest.fixture
-async def fake_openai() -> AsyncIterator[FakeOpenAI]:
-    async with running_fake_openai() as fake:
-        yield fake
 
 
 @pytest.fixture

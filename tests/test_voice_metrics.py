@@ -18,17 +18,11 @@ from server.calls.keys import CALLS
 from server.voice.keys import VOICE_CALLS
 from tests.bench.voice_report import parse_metrics
 from tests.conftest import LiveServer, make_settings, require, serve
-from tests.fakes.openai_server import FakeOpenAI, running_fake_openai
+from tests.fakes.openai_server import FakeOpenAI
 from tests.sio import RecordingClient
 from tests.voice_client import Caller, espeak_available, eventually, spoken_wav
 
 STAGES = ("end_of_utterance", "first_audio", "overhead")
-
-
-@pytest.fixture
-async def fake_openai() -> AsyncIterator[FakeOpenAI]:
-    async with running_fake_openai() as fake:
-        yield fake
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from server.voice.outbound import SAMPLE_RATE, SpeakerTrack
 from server.voice.peer import LOOPBACK, AIPeer, host_addresses
 from server.voice.turns import TurnDetector
 from tests.conftest import LiveServer, make_settings, require, serve
-from tests.fakes.openai_server import FakeOpenAI, running_fake_openai, tone_mp3
+from tests.fakes.openai_server import FakeOpenAI, tone_mp3
 from tests.sio import RecordingClient
 from tests.voice_client import KEYWORDS, Caller, espeak_available, eventually, spoken_wav
 
@@ -171,12 +171,6 @@ async def test_offline_call_greets_hears_and_answers_by_voice(voice_server: Live
     finally:
         await caller.close()
         await signaling.close()
-
-
-@pytest.fixture
-async def fake_openai() -> AsyncIterator[FakeOpenAI]:
-    async with running_fake_openai() as fake:
-        yield fake
 
 
 @pytest.fixture
