@@ -46,6 +46,10 @@ class ContractPacket(socketio.packet.Packet):  # type: ignore[misc]
         except (ValueError, TypeError, LookupError, RecursionError) as exc:
             raise MalformedPacket(f"undecodable: {type(exc).__name__}") from None
         kind = self.packet_type
+        if not isinstance(kind, int):
+            # an Engine.IO message whose text is JSON (`4[1]`) arrives decoded; python-socketio
+            # then takes the whole object for the packet type
+            raise MalformedPacket(f"packet type of a {type(kind).__name__}")
         if kind not in _FROM_CLIENT and kind not in _BINARY:
             raise MalformedPacket(f"packet type {kind!r}")
         if (kind in _BINARY) != (attachments > 0):

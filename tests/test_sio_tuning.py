@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -128,6 +129,17 @@ async def test_a_frame_that_is_not_engineio_ends_only_its_connection(server: Liv
         assert session_id
     finally:
         await client.close()
+
+
+async def test_a_message_of_json_text_is_refused_and_the_connection_serves_on(
+    server: LiveServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with engineio_socket(server) as ws:
+        for text in ("4[1]", '4{"a": 1}', "4[[2]]"):  # Engine.IO hands these on decoded
+            await ws.send_str(text)
+        await ws.send_str("40/chat,")  # a Socket.IO connect to /chat after them
+        assert (await ws.receive_str(timeout=5)).startswith("40/chat,{")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 async def test_a_polling_client_upgrades_to_the_websocket(server: LiveServer) -> None:
