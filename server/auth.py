@@ -23,6 +23,7 @@ from aiohttp import web
 
 from server.errors import SESSION_FORBIDDEN, TEMPORARY_FAILURE, ChatError
 from server.keys import SETTINGS
+from server.sio_websocket import APP_ENVIRON_KEY
 
 log = logging.getLogger(__name__)
 
@@ -169,11 +170,14 @@ def socket_grant(environ: Mapping[str, Any], auth: Any) -> Grant:
     """A Socket.IO connection's grant, for a namespace's `on_connect`: the token is
     `auth.token` (else a bearer header). Refused with `ConnectionRefusedError(message)`,
     which the client sees as a `connect_error` with that message."""
-    request = environ.get("aiohttp.request")  # python-engineio's aiohttp driver puts it there
-    if not isinstance(request, web.Request):  # never with async_mode="aiohttp": fail closed
-        log.error("Socket.IO connection without its aiohttp request: refused")
+    # python-engineio's aiohttp driver puts the request there; a websocket connection, once
+    # it has left aiohttp, the app (`server.sio_websocket`)
+    request = environ.get("aiohttp.request")
+    app = request.app if isinstance(request, web.Request) else environ.get(APP_ENVIRON_KEY)
+    if not isinstance(app, web.Application):  # never with async_mode="aiohttp": fail closed
+        log.error("Socket.IO connection without its aiohttp app: refused")
         raise socketio.exceptions.ConnectionRefusedError(AUTH_FAILED)
-    secret = request.app[SETTINGS].auth_secret
+    secret = app[SETTINGS].auth_secret
     token = auth.get("token") if isinstance(auth, dict) else None
     if token is None:
         token = bearer_token(environ.get("HTTP_AUTHORIZATION"))

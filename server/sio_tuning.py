@@ -5,13 +5,13 @@
   surrogates, non-string keys, integers past 64 bits, NaN, deep nesting) goes through the
   standard module, as before: what is accepted does not change, and what is sent is the
   same JSON (Korean as UTF-8 rather than `\\uXXXX` escapes: half the bytes).
-- `UncompressedWebSocket`: python-engineio's aiohttp websocket accepts permessage-deflate
-  whenever a client offers it (the npm client does), and then deflates every frame, each
-  connection holding its own zlib state (most of the drop from 137 to 44 KiB per connection
-  that `make bench` measured when it went). The NestJS server's engine.io has
-  `perMessageDeflate: false` by default; so do we: replies are a few hundred bytes, and
-  memory per connection matters more. It is served by `serve_websocket`, python-engineio's
-  websocket loop without a task and a timer per read, and pings go by a `PingWheel`.
+- `use_lean_websockets`: websockets served by `server.sio_websocket` outside aiohttp once
+  the handshake is done, and pings by a `PingWheel`. Without permessage-deflate:
+  python-engineio's aiohttp websocket accepted it whenever a client offered it (the npm
+  client does), and then deflated every frame, each connection holding its own zlib state
+  (most of the drop from 137 to 44 KiB per connection that `make bench` measured when it
+  went). The NestJS server's engine.io has `perMessageDeflate: false` by default; so do we:
+  replies are a few hundred bytes, and memory per connection matters more.
 - `PacketQueue`: each socket's outgoing queue, at a fifteenth of `asyncio.Queue`'s size.
 """
 
@@ -26,12 +26,11 @@ import time
 from typing import Any
 
 import orjson
-from aiohttp.web import WebSocketResponse
-from engineio import exceptions as eio_exceptions
 from engineio import json as engineio_json
 from engineio import packet as eio_packet
-from engineio.async_drivers.aiohttp import WebSocket
 from engineio.async_socket import AsyncSocket
+
+from server.sio_websocket import DetachedWebSocket
 
 log = logging.getLogger(__name__)
 
@@ -58,110 +57,6 @@ class OrjsonModule:
             except orjson.JSONDecodeError:
                 pass
         return engineio_json.loads(text, **kwargs)
-
-
-class UncompressedWebSocket(WebSocket):  # type: ignore[misc]
-    """python-engineio's aiohttp websocket, without permessage-deflate, served by
-    `serve_websocket` rather than the socket's own handler."""
-
-    async def __call__(self, environ: dict[str, Any]) -> WebSocketResponse:
-        request = environ["aiohttp.request"]
-        self._sock = WebSocketResponse(
-            max_msg_size=self.server.max_http_buffer_size, compress=False
-        )
-        await self._sock.prepare(request)
-        self.environ = environ
-        await serve_websocket(self.handler.__self__, self)  # handler: the socket's own
-        return self._sock
-
-    async def wait(self) -> str | bytes:
-        """The next message; OSError once the websocket is closed."""
-        msg = await self._sock.receive()
-        if not isinstance(msg.data, str | bytes):
-            raise OSError("websocket closed")
-        return msg.data
-
-
-async def serve_websocket(socket: AsyncSocket, ws: UncompressedWebSocket) -> None:
-    """python-engineio's `AsyncSocket._websocket_handler`, with the same packets and endings,
-    less what each idle connection held: it read every message through a task of its own
-    under `asyncio.wait_for` and its writer waited under another `wait_for` (on Python 3.11
-    a task more), each with a timer. Here the reader awaits the websocket and the writer the
-    queue; a client that stops answering pings is closed by `PingWheel` once its PONG is
-    overdue (and by python-engineio's service task, as it always was), so no per-read
-    deadline is needed. 29.2 -> 23.0 KiB per idle connection, with `PingWheel` (`make bench`)."""
-    if socket.connected and not await _upgrade(socket, ws):
-        return
-    socket.connected = socket.upgraded = True
-    writer = asyncio.ensure_future(_write(socket, ws))
-    limit = socket.server.max_http_buffer_size
-    while True:
-        try:
-            data = await ws.wait()
-            if len(data) > limit:
-                break
-            pkt = eio_packet.Packet(encoded_packet=data)
-        except Exception:  # closed, or not an Engine.IO packet: the connection ends
-            break
-        try:
-            await socket.receive(pkt)
-        except eio_exceptions.UnknownPacketError:
-            pass
-        except eio_exceptions.SocketIsClosedError:
-            break
-        except Exception:
-            log.exception("engine.io receive error")
-    await socket.queue.put(None)  # the writer ends
-    await writer
-    await socket.close(wait=False, abort=True, reason=socket.server.reason.TRANSPORT_CLOSE)
-
-
-async def _upgrade(socket: AsyncSocket, ws: UncompressedWebSocket) -> bool:
-    """A polling client moving to this websocket: `2probe` -> `3probe`, then `5`."""
-    socket.upgrading = True  # packets wait in the queue meanwhile
-    try:
-        probe = eio_packet.Packet(encoded_packet=await ws.wait())
-        if probe.packet_type != eio_packet.PING or probe.data != "probe":
-            return False
-        await ws.send(eio_packet.Packet(eio_packet.PONG, data="probe").encode())
-        await socket.queue.put(eio_packet.Packet(eio_packet.NOOP))  # ends the pending poll
-        upgrade = eio_packet.Packet(encoded_packet=await ws.wait())
-        return bool(upgrade.packet_type == eio_packet.UPGRADE)
-    except Exception:
-        return False
-    finally:
-        socket.upgrading = False
-
-
-async def _write(socket: AsyncSocket, ws: UncompressedWebSocket) -> None:
-    """Send what the socket's queue holds, in order, until the `None` that ends it."""
-    queue = socket.queue
-    while (packets := await _next_packets(queue)) is not None:
-        try:
-            for pkt in packets:
-                await ws.send(pkt.encode())
-        except Exception:
-            break
-        if socket.closed:  # closed by the server (its CLOSE was the last packet): hang up
-            break
-    await ws.close()
-
-
-async def _next_packets(queue: Any) -> list[Any] | None:
-    """Everything ready, up to the end mark; None at the end mark."""
-    first = await queue.get()
-    queue.task_done()
-    if first is None:
-        return None
-    packets = [first]
-    while not queue.empty():
-        pkt = queue.get_nowait()
-        queue.task_done()
-        if pkt is None:  # the end: after this batch
-            queue.put_nowait(None)
-            break
-        packets.append(pkt)
-    return packets
 
 
 class PingWheel:
@@ -226,7 +121,7 @@ def use_lean_websockets(eio: Any) -> PingWheel:
     """python-engineio picks the websocket class from its async driver table (no option), and
     schedules each socket's next ping with `start_background_task(socket._send_ping)`: both
     are replaced. The wheel is to be closed when the server stops."""
-    eio._async = {**eio._async, "websocket": UncompressedWebSocket}
+    eio._async = {**eio._async, "websocket": DetachedWebSocket}
     wheel = PingWheel(eio)
     start_background_task = eio.start_background_task
 
