@@ -106,8 +106,8 @@ def _detach(
 
 
 class _Detached(web.StreamResponse):
-    """The response of an upgrade request whose connection has left aiohttp: its 101 was
-    written by the connection itself, so there is nothing more to send."""
+    """The response of an upgrade request whose connection has left aiohttp: its 101 is
+    written already, and the connection is no longer aiohttp's to write to."""
 
     async def prepare(self, request: web.BaseRequest) -> None:
         return None
@@ -306,9 +306,11 @@ class EngineIOConnection(asyncio.Protocol):
             except eio_exceptions.UnknownPacketError:
                 pass
             except eio_exceptions.SocketIsClosedError:
-                self.hang_up()
+                pass
             except Exception:
                 log.exception("engine.io receive error")
+            if socket.closed:  # the client's CLOSE packet, say: the websocket goes too
+                self.hang_up()
             if not self.transport.is_reading() and len(inbox) <= MAX_INBOX // 2:
                 if not self.transport.is_closing():
                     self.transport.resume_reading()
