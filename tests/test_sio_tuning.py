@@ -1,7 +1,7 @@
 """The Socket.IO tuning of `server/sio_tuning.py`: the small packet queue behaves as the
 `asyncio.Queue` python-engineio expects, the orjson module round-trips what the standard
-one does, and the lean websocket loop pings, closes, upgrades and refuses as python-engineio's
-own did."""
+one does, and the websockets (`server/sio_websocket.py`, with the ping wheel) ping, close,
+upgrade and refuse as python-engineio's own did."""
 
 from __future__ import annotations
 
