@@ -6,6 +6,7 @@ is sent and when."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -71,11 +72,13 @@ class RawWebSocket:
         assert frame is not None and frame.opcode is Opcode.TEXT, frame
         return frame.data.decode()
 
-    async def closed_by_server(self, timeout: float = 5) -> bool:
-        """Whether the server hangs up within `timeout` (its frames until then are read)."""
+    async def closed_by_server(self, timeout: float = 5, *, answer: bool = True) -> bool:
+        """Whether the server hangs up within `timeout`; its frames until then are read, and
+        a close frame answered unless `answer` is false."""
         try:
             while await self.next(timeout) is not None:
-                pass
+                if answer:
+                    self.flush()
         except TimeoutError:
             return False
         return True
@@ -196,7 +199,7 @@ async def test_a_client_that_never_answers_the_close_frame_is_let_go(
         closing = await ws.next()
         assert closing is not None and closing.opcode is Opcode.CLOSE
         # no answer: the server lets go of the connection once its timeout has passed
-        assert await ws.closed_by_server(timeout=3)
+        assert await ws.closed_by_server(timeout=3, answer=False)
 
 
 class StubTransport(asyncio.Transport):
@@ -286,3 +289,38 @@ async def _until(condition: Any, timeout: float = 5) -> None:
             return
         await asyncio.sleep(0.02)
     assert condition()
+
+
+async def test_connections_that_end_leave_nothing_behind(server: LiveServer) -> None:
+    from aiohttp.web_protocol import RequestHandler
+
+    sio = server.app[SIO]
+    sio.eio.ping_interval = sio.eio.ping_timeout = 1
+    for ending in ("close frame", "engine.io close", "abort"):
+        async with raw_websocket(server) as (ws, _head):
+            assert (await ws.next_text()).startswith("0{")
+            ws.send(Opcode.TEXT, b"40/chat,")
+            assert (await ws.next_text()).startswith("40/chat,{")
+            if ending == "close frame":
+                ws.frames.send_close(CloseCode.NORMAL_CLOSURE)
+                ws.flush()
+                assert await ws.closed_by_server()
+            elif ending == "engine.io close":
+                ws.send(Opcode.TEXT, b"1")
+                assert await ws.closed_by_server()
+            else:
+                ws.writer.transport.abort()
+    await _until(lambda: not sio.eio.sockets)
+    assert not list(sio.manager.get_participants("/chat", None))
+    # python-engineio's service task holds the last socket it looked at until its next round
+    sio.eio.service_task_event.set()
+    await sio.eio.service_task_handle
+
+    def left_behind() -> list[Any]:
+        gc.collect()
+        kinds = (EngineIOConnection, RequestHandler)
+        return [o for o in gc.get_objects() if isinstance(o, kinds)]
+
+    # the ping wheel holds a socket until its next slot (here a second away): then the
+    # connections are gone
+    await _until(lambda: not left_behind())
