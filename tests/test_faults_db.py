@@ -15,7 +15,7 @@ import functools
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +39,7 @@ from tests.test_faults import (
     room_question,
     room_turn_ended,
 )
+from tests.waiting import until
 
 CHAT_CLIENTS = 4
 PAUSE = 0.05  # between one client's messages
@@ -214,20 +215,6 @@ async def senders(server: ServerProcess) -> AsyncIterator[list[Sender]]:
     finally:
         for client in opened:
             await client.close()
-
-
-async def until(condition: Callable[[], object], timeout: float, what: str) -> None:
-    """Poll `condition()` (sync or async) until it holds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = condition()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        assert loop.time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 async def stored_rows(url: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:

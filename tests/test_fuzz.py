@@ -25,12 +25,14 @@ from namespaces.room_ws import SID
 from namespaces.signaling import SignalingNamespace
 from server.calls.status import FINAL, CallStatus
 from server.errors import COUNSELING_INVALID_SESSION, GREETING, invalid_field
+from server.keys import SIO
 from tests.conftest import LiveServer, make_settings, serve
-from tests.fuzz import chat, packets, rest, signaling, sockets
+from tests.fuzz import chat, frames, packets, rest, signaling, sockets
 from tests.fuzz.driver import Crashes, Fuzzer, watching_for_crashes
 from tests.fuzz.sio import FuzzClient
 from tests.sio import RecordingClient
 from tests.voice_client import Caller
+from tests.waiting import until
 
 TARGET = 10_000  # payloads over the whole module (the floor)
 # payloads per campaign: their sum is the module's total
@@ -39,6 +41,7 @@ QUOTAS = {
     "chat unknown events": 400,
     "chat raw packets": 600,
     "chat handshakes": 100,
+    "chat websocket frames": 150,
     "signaling events": 2500,
     "signaling unknown events": 200,
     "signaling offers": 300,
@@ -128,10 +131,25 @@ async def test_chat_namespace(live: LiveServer, fuzzer: Fuzzer, crashes: Crashes
             examples=QUOTAS["chat handshakes"],
             alive=oracle.rejoin_home,
         )
+        sockets = set(live.app[SIO].eio.sockets)
+        await fuzzer.run(
+            "chat websocket frames",
+            frames.writes,
+            lambda pieces: frames.send_frames(live.url, pieces),
+            examples=QUOTAS["chat websocket frames"],
+            alive=oracle.rejoin_home,
+        )
+        await until(lambda: set(live.app[SIO].eio.sockets) <= sockets, what="sockets let go")
         await a_chat_turn_is_answered(live)
     finally:
         await client.close()
-    ran("chat events", "chat unknown events", "chat raw packets", "chat handshakes")
+    ran(
+        "chat events",
+        "chat unknown events",
+        "chat raw packets",
+        "chat handshakes",
+        "chat websocket frames",
+    )
 
 
 async def a_chat_turn_is_answered(live: LiveServer) -> None:

@@ -6,7 +6,6 @@ is sent and when."""
 from __future__ import annotations
 
 import asyncio
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -20,6 +19,7 @@ from server import sio_websocket
 from server.keys import SIO
 from server.sio_websocket import EngineIOConnection
 from tests.conftest import LiveServer
+from tests.waiting import until
 
 HANDSHAKE = (
     "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
@@ -146,7 +146,7 @@ async def test_a_bad_frame_closes_its_connection_with_a_code(
         assert int.from_bytes(closing.data[:2], "big") == code
         ws.flush()  # the client's answer to the close frame
         assert await ws.closed_by_server()
-    await _until(lambda: not eio.sockets)
+    await until(lambda: not eio.sockets)
 
 
 async def test_a_handshake_without_a_key_is_refused_and_leaves_no_socket(
@@ -166,7 +166,7 @@ async def test_a_client_that_drops_is_disconnected_everywhere(server: LiveServer
         assert (await ws.next_text()).startswith("40/chat,{")
         assert list(sio.manager.get_participants("/chat", None))
         ws.writer.transport.abort()  # no close frame, no Engine.IO CLOSE
-    await _until(lambda: not sio.eio.sockets)
+    await until(lambda: not sio.eio.sockets)
     assert not list(sio.manager.get_participants("/chat", None))
 
 
@@ -269,7 +269,7 @@ async def test_reading_pauses_while_messages_wait_and_resumes_once_they_are_take
     connection.data_received(b"".join(client.data_to_send()))
     assert not transport.reading  # the socket has not taken any yet
     socket.go_on.set()
-    await _until(lambda: len(socket.received) == count)
+    await until(lambda: len(socket.received) == count)
     assert transport.reading
     assert socket.received == [str(i) for i in range(count)]  # in order
 
@@ -281,46 +281,3 @@ async def test_a_client_that_does_not_read_is_cut_off() -> None:
     connection = open_connection(transport, StubSocket())
     connection.put_nowait(eio_packet.Packet(eio_packet.MESSAGE, data='2["ai-message"]'))
     assert transport.aborted
-
-
-async def _until(condition: Any, timeout: float = 5) -> None:
-    for _ in range(int(timeout / 0.02)):
-        if condition():
-            return
-        await asyncio.sleep(0.02)
-    assert condition()
-
-
-async def test_connections_that_end_leave_nothing_behind(server: LiveServer) -> None:
-    from aiohttp.web_protocol import RequestHandler
-
-    sio = server.app[SIO]
-    sio.eio.ping_interval = sio.eio.ping_timeout = 1
-    for ending in ("close frame", "engine.io close", "abort"):
-        async with raw_websocket(server) as (ws, _head):
-            assert (await ws.next_text()).startswith("0{")
-            ws.send(Opcode.TEXT, b"40/chat,")
-            assert (await ws.next_text()).startswith("40/chat,{")
-            if ending == "close frame":
-                ws.frames.send_close(CloseCode.NORMAL_CLOSURE)
-                ws.flush()
-                assert await ws.closed_by_server()
-            elif ending == "engine.io close":
-                ws.send(Opcode.TEXT, b"1")
-                assert await ws.closed_by_server()
-            else:
-                ws.writer.transport.abort()
-    await _until(lambda: not sio.eio.sockets)
-    assert not list(sio.manager.get_participants("/chat", None))
-    # python-engineio's service task holds the last socket it looked at until its next round
-    sio.eio.service_task_event.set()
-    await sio.eio.service_task_handle
-
-    def left_behind() -> list[Any]:
-        gc.collect()
-        kinds = (EngineIOConnection, RequestHandler)
-        return [o for o in gc.get_objects() if isinstance(o, kinds)]
-
-    # the ping wheel holds a socket until its next slot (here a second away): then the
-    # connections are gone
-    await _until(lambda: not left_behind())
