@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import time
 import warnings
@@ -44,6 +43,7 @@ from server.errors import (
 )
 from tests.conftest import LiveServer, make_settings, serve
 from tests.fakes.openai_server import running_fake_openai
+from tests.waiting import until
 
 PROJECT = "project_001"
 BUTLER = "집사"
@@ -136,18 +136,6 @@ async def connect(live: LiveServer, client_id: str, **query: str) -> AsyncIterat
         session.ws_connect(f"{live.url}/ws/chat/{client_id}", params=query) as ws,
     ):
         yield AgentClient(ws)
-
-
-async def eventually(condition: Callable[[], Any], timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not await _holds(condition):
-        assert time.monotonic() < deadline, "condition never became true"
-        await asyncio.sleep(0.01)
-
-
-async def _holds(condition: Callable[[], Any]) -> bool:
-    result = condition()
-    return bool(await result if inspect.isawaitable(result) else result)
 
 
 def use_llm(live: LiveServer, llm: ScriptedLLM, agent: str = BUTLER) -> ScriptedLLM:
@@ -318,9 +306,9 @@ async def test_report_produced_while_away_is_delivered_on_reconnect(
     async with connect(any_server, "client-1") as c:
         await c.chat("/delegate 장애인 지원 정리")
         await c.reply()
-    await eventually(lambda: registry.current("client-1") is None)
+    await until(lambda: registry.current("client-1") is None)
     gate.set()
-    await eventually(lambda: AgentReport.filter(client_id="client-1").exists())
+    await until(lambda: AgentReport.filter(client_id="client-1").exists())
     assert (await AgentReport.get(client_id="client-1")).delivered_at is None
     async with connect(any_server, "client-1") as c:
         report = await c.next()
@@ -620,10 +608,10 @@ async def test_dead_sockets_are_dropped_by_protocol_pings(sqlite_url: str) -> No
             aiohttp.ClientSession() as http,
             http.ws_connect(f"{live.url}/ws/chat/silent", autoping=False) as ws,
         ):
-            await eventually(lambda: registry.current("silent") is not None)
+            await until(lambda: registry.current("silent") is not None)
             msg = await asyncio.wait_for(ws.receive(), 10)
             assert msg.type is aiohttp.WSMsgType.PING  # never answered: the client is dead
-            await eventually(lambda: registry.current("silent") is None)
+            await until(lambda: registry.current("silent") is None)
 
 
 async def test_shutdown_closes_sockets_as_going_away(sqlite_url: str) -> None:

@@ -25,7 +25,8 @@ from server.calls.prompts import CALL_GREETING
 from server.config import ROOT
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
 from tests.conftest import LiveServer, make_settings, require, serve
-from tests.voice_client import KEYWORDS, espeak_available, eventually, spoken_wav
+from tests.voice_client import KEYWORDS, espeak_available, spoken_wav
+from tests.waiting import until
 
 SEED_GUIDE = ROOT.parent / "shared" / "seeds" / "webrtc-ai-call-guide.md"
 SOCKET_IO_CDN = "https://cdn.socket.io/4.5.4/socket.io.min.js"
@@ -210,7 +211,7 @@ async def test_the_documented_page_from_another_origin_completes_a_call(
             m.content for m in await ChatMessage.filter(session_id=call.session_id, sender=sender)
         ]
 
-    await eventually(lambda: spoken("assistant"), timeout=30)  # the greeting
+    await until(lambda: spoken("assistant"), timeout=30)  # the greeting
     assert (await spoken("assistant"))[0] == CALL_GREETING
     stats = (
         "async () => { for (const r of (await peerConnection.getStats()).values())"
@@ -221,15 +222,15 @@ async def test_the_documented_page_from_another_origin_completes_a_call(
     async def heard() -> bool:
         return any(w in t.lower() for t in await spoken("user") for w in KEYWORDS)
 
-    await eventually(heard, timeout=60)
+    await until(heard, timeout=60)
 
     async def answered() -> bool:
         return len(await spoken("assistant")) >= 2
 
-    await eventually(answered, timeout=30)
+    await until(answered, timeout=30)
     await page.click("#endCall")
 
     async def ended() -> bool:
         return (await Call.get(id=call_id)).status == "ENDED"
 
-    await eventually(ended, timeout=30)
+    await until(ended, timeout=30)

@@ -3,8 +3,7 @@ real traffic (values are read before and after: the registry is shared by the pr
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -13,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import LiveServer, make_settings, serve
 from tests.fakes.openai_server import FakeOpenAI, running_fake_openai
 from tests.sio import joined_chat_client
+from tests.waiting import until
 
 Sample = tuple[str, tuple[tuple[str, str], ...]]
 
@@ -31,14 +31,6 @@ async def scrape(live: LiveServer) -> dict[Sample, float]:
 
 def value(samples: dict[Sample, float], name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 5.0) -> None:
-    """Poll until `check()` is true (a disconnect is handled after the client has left)."""
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "the metric never moved"
-        await asyncio.sleep(0.05)
 
 
 async def test_a_chat_turn_and_its_connection_show_in_metrics(server: LiveServer) -> None:
@@ -76,7 +68,7 @@ async def test_a_chat_turn_and_its_connection_show_in_metrics(server: LiveServer
             before, "mobok_connections", protocol="/chat"
         )
 
-    await eventually(back_to_before)
+    await until(back_to_before, what="the metric to move back")
 
 
 @pytest.fixture
@@ -138,4 +130,4 @@ async def test_a_counseling_socket_and_turn_show_in_metrics(server: LiveServer) 
             before, "mobok_connections", **labels
         )
 
-    await eventually(closed)
+    await until(closed, what="the metric to move")

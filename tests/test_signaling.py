@@ -15,7 +15,8 @@ from server.errors import invalid_field
 from server.voice.keys import VOICE_CALLS
 from tests.conftest import LiveServer, make_settings, serve
 from tests.sio import RecordingClient
-from tests.voice_client import Caller, eventually
+from tests.voice_client import Caller
+from tests.waiting import until
 
 BROWSER_CANDIDATE = {
     "candidate": "candidate:842163049 1 udp 1677729535 127.0.0.1 50000 typ host generation 0",
@@ -207,10 +208,10 @@ async def test_trickled_candidates_reach_the_ai_peer_and_the_call_connects(
         transport = ai_call.peer._pc.getTransceivers()[0].receiver.transport.transport
         remote = {(x.ip, x.port) for x in transport.getRemoteCandidates()}
         assert remote == {(line.split()[4], int(line.split()[5])) for line in candidates}
-        await eventually(lambda: ai_call.media_flowed)
-        await eventually(lambda: status_is(call["id"], "IN_PROGRESS"))
+        await until(lambda: ai_call.media_flowed, timeout=20)
+        await until(lambda: status_is(call["id"], "IN_PROGRESS"), timeout=20)
         await c.sio.eio.disconnect(abort=True)  # the caller's socket drops
-        await eventually(lambda: status_is(call["id"], "ENDED"))
+        await until(lambda: status_is(call["id"], "ENDED"), timeout=20)
         assert ai_call.closed and len(loopback_server.app[VOICE_CALLS]) == 0
     finally:
         await caller.close()
@@ -231,7 +232,7 @@ async def test_ending_the_call_over_rest_closes_the_ai_peer(loopback_server: Liv
         registry = loopback_server.app[VOICE_CALLS]
         ai_call = registry.get(session, "p")
         assert ai_call is not None
-        await eventually(lambda: status_is(call["id"], "IN_PROGRESS"))
+        await until(lambda: status_is(call["id"], "IN_PROGRESS"), timeout=20)
         async with (
             aiohttp.ClientSession() as http,
             http.post(f"{loopback_server.url}/api/v1/calls/{call['id']}/end") as response,

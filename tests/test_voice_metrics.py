@@ -20,7 +20,8 @@ from tests.bench.voice_report import parse_metrics
 from tests.conftest import LiveServer, make_settings, require, serve
 from tests.fakes.openai_server import FakeOpenAI
 from tests.sio import RecordingClient
-from tests.voice_client import Caller, espeak_available, eventually, spoken_wav
+from tests.voice_client import Caller, espeak_available, spoken_wav
+from tests.waiting import until
 
 STAGES = ("end_of_utterance", "first_audio", "overhead")
 
@@ -79,7 +80,7 @@ async def test_one_turn_shows_active_calls_and_voice_stages(
         # the cheap paths (server.voice.receive, .opus): caught here if aiortc moves on
         assert ai_call.peer.receiving_tuned and ai_call.track.send_opus
         turns = ai_call.pipeline.turns
-        await eventually(lambda: bool(turns) and turns[0].reported)
+        await until(lambda: bool(turns) and turns[0].reported, timeout=20)
 
         after = await metrics(voice_server)
         for stage in STAGES:
@@ -95,7 +96,7 @@ async def test_one_turn_shows_active_calls_and_voice_stages(
         assert [getattr(r, "callId", None) for r in logged] == [call.id]
 
         await signaling.call("leave-session", peer)
-        await eventually(lambda: len(voice_server.app[VOICE_CALLS]) == 0)
+        await until(lambda: len(voice_server.app[VOICE_CALLS]) == 0, timeout=20)
         ended = await metrics(voice_server)
         assert ended["mobok_active_calls"] == before.get("mobok_active_calls", 0)
     finally:

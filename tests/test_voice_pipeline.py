@@ -28,7 +28,8 @@ from server.voice.turns import TurnDetector
 from tests.conftest import LiveServer, make_settings, require, serve
 from tests.fakes.openai_server import FakeOpenAI, tone_mp3
 from tests.sio import RecordingClient
-from tests.voice_client import KEYWORDS, Caller, espeak_available, eventually, spoken_wav
+from tests.voice_client import KEYWORDS, Caller, espeak_available, spoken_wav
+from tests.waiting import until
 
 SPEECH_FRAME = b"\x01\x00" * 320  # 20 ms at 16 kHz (the detector only sees the VAD flag)
 
@@ -161,7 +162,7 @@ async def test_offline_call_greets_hears_and_answers_by_voice(voice_server: Live
         assert rows[0].content == CALL_GREETING and rows[1].content == reply["transcript"]
         assert all(r.metadata and r.metadata["callId"] == call.id for r in rows)
         turns = voice_server.app[VOICE_CALLS].of_call(call.id)[0].pipeline.turns
-        await eventually(lambda: bool(turns) and turns[0].total is not None)
+        await until(lambda: bool(turns) and turns[0].total is not None, timeout=20)
         assert turns[0].total is not None and turns[0].total > 0
 
         await signaling.call("leave-session", {"sessionId": call.session_id, "peerId": "caller"})

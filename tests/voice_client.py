@@ -4,10 +4,8 @@ PCM buffer and counts the sound it hears back."""
 from __future__ import annotations
 
 import asyncio
-import inspect
 import shutil
 import subprocess
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -38,19 +36,6 @@ def spoken_wav(text: str = UTTERANCE) -> bytes:
         timeout=30,
     )
     return result.stdout
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 20) -> None:
-    """Wait until `check()` (or the awaitable it returns) is true: for state that changes
-    without an event to wait on (a status in the database, a peer's state)."""
-    async with asyncio.timeout(timeout):
-        while True:
-            result = check()
-            if inspect.isawaitable(result):
-                result = await result
-            if result:
-                return
-            await asyncio.sleep(0.02)
 
 
 class Caller:

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Callable
 
 
 async def until(
-    condition: Callable[[], object], timeout: float = 5, what: str = "the condition"
+    condition: Callable[[], object], timeout: float = 10, what: str = "the condition"
 ) -> None:
-    """Poll `condition()` (sync or async) until it holds; fail after `timeout` seconds."""
+    """Poll `condition()` (or the awaitable it returns) until it holds, for state that
+    changes without an event to wait on (a row, a peer's state, a metric); fail after
+    `timeout` seconds."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
         result = condition()
-        if asyncio.iscoroutine(result):
+        if inspect.isawaitable(result):
             result = await result
         if result:
             return
         assert loop.time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.02)
