@@ -6,6 +6,7 @@ is sent and when."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -281,3 +282,38 @@ async def test_a_client_that_does_not_read_is_cut_off() -> None:
     connection = open_connection(transport, StubSocket())
     connection.put_nowait(eio_packet.Packet(eio_packet.MESSAGE, data='2["ai-message"]'))
     assert transport.aborted
+
+
+async def test_connections_that_end_leave_nothing_behind(server: LiveServer) -> None:
+    from aiohttp.web_protocol import RequestHandler
+
+    sio = server.app[SIO]
+    sio.eio.ping_interval = sio.eio.ping_timeout = 1
+    for ending in ("close frame", "engine.io close", "abort"):
+        async with raw_websocket(server) as (ws, _head):
+            assert (await ws.next_text()).startswith("0{")
+            ws.send(Opcode.TEXT, b"40/chat,")
+            assert (await ws.next_text()).startswith("40/chat,{")
+            if ending == "close frame":
+                ws.frames.send_close(CloseCode.NORMAL_CLOSURE)
+                ws.flush()
+                assert await ws.closed_by_server()
+            elif ending == "engine.io close":
+                ws.send(Opcode.TEXT, b"1")
+                assert await ws.closed_by_server()
+            else:
+                ws.writer.transport.abort()
+    await until(lambda: not sio.eio.sockets)
+    assert not list(sio.manager.get_participants("/chat", None))
+    # python-engineio's service task holds the last socket it looked at until its next round
+    sio.eio.service_task_event.set()
+    await sio.eio.service_task_handle
+
+    def left_behind() -> list[Any]:
+        gc.collect()
+        kinds = (EngineIOConnection, RequestHandler)
+        return [o for o in gc.get_objects() if isinstance(o, kinds)]
+
+    # the ping wheel holds a socket until its next slot (here a second away): then the
+    # connections are gone
+    await until(lambda: not left_behind())
