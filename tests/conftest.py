@@ -65,6 +65,17 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
+def fake_openai_settings(database_url: str, fake: FakeOpenAI, **overrides: Any) -> Settings:
+    """Settings whose OpenAI provider (chat, Whisper, TTS) is the fake OpenAI server `fake`."""
+    return make_settings(
+        database_url,
+        ai_provider="openai",
+        openai_api_key="sk-test-not-a-real-key",
+        openai_base_url=fake.url,
+        **overrides,
+    )
+
+
 async def _mysql_reachable() -> bool:
     import aiomysql
 

@@ -19,7 +19,7 @@ from server.calls.keys import CALLS, SENTIMENT, VOICE_CONVERSATION
 from server.calls.prompts import CALL_GREETING, PHONE_COUNSELOR_SYSTEM_PROMPT
 from server.calls.sentences import speakable
 from server.calls.sentiment import SentimentAnalyzer
-from tests.conftest import LiveServer, make_settings, require, serve
+from tests.conftest import LiveServer, fake_openai_settings, require, serve
 from tests.fakes.openai_server import FakeOpenAI, running_fake_openai, tone_mp3
 from tests.fakes.spoken import WELFARE_KEYWORDS, espeak_available, silence_wav, spoken_wav, tone_wav
 
@@ -62,13 +62,7 @@ async def stored_turns(session_id: str) -> list[ChatMessage]:
 @asynccontextmanager
 async def fake_openai_server(sqlite_url: str) -> AsyncIterator[tuple[LiveServer, FakeOpenAI]]:
     async with running_fake_openai() as fake:
-        settings = make_settings(
-            sqlite_url,
-            ai_provider="openai",
-            openai_api_key="sk-test",
-            openai_base_url=fake.url,
-            tts_voice="shimmer",
-        )
+        settings = fake_openai_settings(sqlite_url, fake, tts_voice="shimmer")
         async with serve(settings) as live:
             yield live, fake
 

@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import LiveServer, make_settings, serve
+from tests.conftest import LiveServer, fake_openai_settings, serve
 from tests.fakes.openai_server import FakeOpenAI, running_fake_openai
 from tests.sio import joined_chat_client
 from tests.waiting import until
@@ -74,13 +74,7 @@ async def test_a_chat_turn_and_its_connection_show_in_metrics(server: LiveServer
 @pytest.fixture
 async def failing_model(sqlite_url: str) -> AsyncIterator[tuple[LiveServer, FakeOpenAI]]:
     async with running_fake_openai() as fake:
-        settings = make_settings(
-            sqlite_url,
-            ai_provider="openai",
-            openai_api_key="sk-test-not-a-real-key",
-            openai_base_url=fake.url,
-            ai_timeout_seconds=2,
-        )
+        settings = fake_openai_settings(sqlite_url, fake, ai_timeout_seconds=2)
         async with serve(settings) as live:
             yield live, fake
 

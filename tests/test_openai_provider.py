@@ -12,20 +12,15 @@ from server.ai.base import PromptMessage, ProviderError, TextDelta
 from server.ai.openai import OpenAILLM
 from server.ai.openai.llm import read_chunk, sse_data
 from server.keys import CHAT
-from tests.conftest import LiveServer, make_settings, serve
+from tests.conftest import LiveServer, fake_openai_settings, serve
 from tests.fakes.openai_server import FakeOpenAI
 from tests.sio import joined_chat_client
 
 
 @pytest.fixture
 async def openai_server(sqlite_url: str, fake_openai: FakeOpenAI) -> AsyncIterator[LiveServer]:
-    settings = make_settings(
-        sqlite_url,
-        ai_provider="openai",
-        openai_api_key="sk-test-not-a-real-key",
-        openai_base_url=fake_openai.url,
-        openai_model="gpt-4o",
-        ai_timeout_seconds=2,
+    settings = fake_openai_settings(
+        sqlite_url, fake_openai, openai_model="gpt-4o", ai_timeout_seconds=2
     )
     async with serve(settings) as live:
         yield live

@@ -18,7 +18,7 @@ from server.ai.audio import decode_to_pcm, wav_bytes
 from server.ai.local.stt import PocketsphinxSTT
 from server.ai.local.tts import EspeakTTS
 from server.ai.speech import SpeechError, create_speech
-from tests.conftest import make_settings, require
+from tests.conftest import fake_openai_settings, make_settings, require
 from tests.fakes.openai_server import running_fake_openai, tone_mp3
 from tests.fakes.spoken import (
     WELFARE_KEYWORDS,
@@ -153,13 +153,7 @@ async def test_speech_is_offline_without_an_openai_key(sqlite_url: str) -> None:
 async def test_openai_stt_and_tts_against_the_fake(sqlite_url: str) -> None:
     async with running_fake_openai() as fake:
         fake.transcript = "노인 일자리 알려주세요"
-        settings = make_settings(
-            sqlite_url,
-            ai_provider="openai",
-            openai_api_key="sk-test",
-            openai_base_url=fake.url,
-            tts_voice="nova",
-        )
+        settings = fake_openai_settings(sqlite_url, fake, tts_voice="nova")
         speech = create_speech(settings)
         try:
             assert (speech.stt.name, speech.tts.name, speech.tts.format) == (

@@ -17,7 +17,7 @@ import pytest
 from server.calls.keys import CALLS
 from server.voice.keys import VOICE_CALLS
 from tests.bench.voice_report import parse_metrics
-from tests.conftest import LiveServer, make_settings, require, serve
+from tests.conftest import LiveServer, fake_openai_settings, require, serve
 from tests.fakes.openai_server import FakeOpenAI
 from tests.sio import RecordingClient
 from tests.voice_client import Caller, espeak_available, spoken_wav
@@ -33,9 +33,7 @@ async def voice_server(
     require(espeak_available(), "espeak-ng is not installed")
     monkeypatch.setenv("RTC_ICE_LOOPBACK", "1")
     monkeypatch.setenv("VOICE_GREETING_DELAY_MS", "100")
-    settings = make_settings(
-        sqlite_url, ai_provider="openai", openai_api_key="test-key", openai_base_url=fake_openai.url
-    )
+    settings = fake_openai_settings(sqlite_url, fake_openai)
     async with serve(settings) as live:
         yield live
 

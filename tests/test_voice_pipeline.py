@@ -25,7 +25,7 @@ from server.voice.keys import VOICE_CALLS
 from server.voice.outbound import SAMPLE_RATE, SpeakerTrack
 from server.voice.peer import LOOPBACK, AIPeer, host_addresses
 from server.voice.turns import TurnDetector
-from tests.conftest import LiveServer, make_settings, require, serve
+from tests.conftest import LiveServer, fake_openai_settings, make_settings, require, serve
 from tests.fakes.openai_server import FakeOpenAI, tone_mp3
 from tests.sio import RecordingClient
 from tests.voice_client import KEYWORDS, Caller, espeak_available, spoken_wav
@@ -182,12 +182,7 @@ async def openai_voice_server(
     monkeypatch.setenv("RTC_ICE_LOOPBACK", "1")
     monkeypatch.setenv("VOICE_GREETING_DELAY_MS", "200")
     monkeypatch.setenv("TTS_VOICE", "nova")
-    settings = make_settings(
-        sqlite_url,
-        ai_provider="openai",
-        openai_api_key="test-key",
-        openai_base_url=fake_openai.url,
-    )
+    settings = fake_openai_settings(sqlite_url, fake_openai)
     async with serve(settings) as live:
         yield live
 
