@@ -180,18 +180,6 @@ class EngineIOConnection(asyncio.Protocol):
     async def join(self) -> None:  # everything put is already written
         return None
 
-    def task_done(self) -> None:
-        return None
-
-    def empty(self) -> bool:
-        return True
-
-    def qsize(self) -> int:
-        return 0
-
-    def get_nowait(self) -> Any:
-        raise asyncio.QueueEmpty
-
     def hang_up(self) -> None:
         """Close the websocket: a close frame, then the transport once the client answers
         (or after `CLOSE_TIMEOUT`)."""
