@@ -17,6 +17,7 @@ from namespaces.base import ContractNamespace, Payload, parse
 from server.auth import socket_grant
 from server.calls.errors import CallNotFound
 from server.calls.keys import CALLS, SPEECH, VOICE_CONVERSATION
+from server.calls.service import CallService
 from server.errors import InvalidField
 from server.keys import SETTINGS, SIO
 from server.ownership import require_owner
@@ -74,9 +75,15 @@ def room(session_id: str) -> str:
 
 
 class SignalingNamespace(ContractNamespace):
-    def __init__(self, ai_calls: Callable[[], AICalls], namespace: str = "/signaling") -> None:
+    def __init__(
+        self,
+        ai_calls: Callable[[], AICalls],
+        calls: Callable[[], CallService],
+        namespace: str = "/signaling",
+    ) -> None:
         super().__init__(namespace)
         self._ai_calls = ai_calls
+        self._calls = calls
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         grant = socket_grant(environ, auth)  # refuses the connection without a valid token
@@ -85,9 +92,9 @@ class SignalingNamespace(ContractNamespace):
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         joined: dict[str, tuple[str, str]] = (await self.get_session(sid)).get("joined", {})
-        for session_id, (peer_id, _) in list(joined.items()):
+        for session_id, (peer_id, call_id) in list(joined.items()):
             await self.emit("peer-disconnected", {"peerId": peer_id}, room=room(session_id))
-            await self._ai_calls().hang_up_peer(session_id, peer_id)
+            await self._peer_gone(sid, session_id, peer_id, call_id)
 
     async def on_join_session(self, sid: str, data: Any) -> dict[str, Any]:
         req = parse(JoinSession, data)
@@ -165,11 +172,22 @@ class SignalingNamespace(ContractNamespace):
             return reply  # idempotent: leaving twice is not an error
         if joined[req.sessionId][0] != req.peerId:  # no leaving in another peer's name
             raise InvalidField("peerId")
-        del joined[req.sessionId]
+        _, call_id = joined.pop(req.sessionId)
         await self.leave_room(sid, room(req.sessionId))
         await self.emit("peer-left", {"peerId": req.peerId}, room=room(req.sessionId))
-        await self._ai_calls().hang_up_peer(req.sessionId, req.peerId)
+        await self._peer_gone(sid, req.sessionId, req.peerId, call_id)
         return reply
+
+    async def _peer_gone(self, sid: str, session_id: str, peer_id: str, call_id: str) -> None:
+        """A peer left or dropped. Its AI peer hangs the call up; without one (no offer, or
+        a refused one) the call is hung up here once no other peer is left in the session,
+        so a call whose caller gave up before media never stays live."""
+        if await self._ai_calls().hang_up_peer(session_id, peer_id):
+            return
+        others = self.server.manager.get_participants(self.namespace, room(session_id))
+        if any(other != sid for other, _ in others):
+            return
+        await self._calls().hang_up(call_id)
 
     async def _member(self, sid: str, req: PeerRef) -> str:
         """The call id of `req.sessionId`, which this socket must have joined as `peerId`."""
@@ -185,7 +203,7 @@ class SignalingNamespace(ContractNamespace):
 def setup_voice(app: web.Application, api: ApiRegistry) -> None:
     """The calls REST routes, the `/signaling` namespace and the live AI peers."""
     add_call_routes(app, api)  # its cleanup_ctx sets CALLS, SPEECH, VOICE_CONVERSATION
-    app[SIO].register_namespace(SignalingNamespace(lambda: app[VOICE_CALLS]))
+    app[SIO].register_namespace(SignalingNamespace(lambda: app[VOICE_CALLS], lambda: app[CALLS]))
     app.cleanup_ctx.append(_ai_calls)
 
 

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     vad_min_speech_ms: int = Field(default=200, ge=0)  # shorter bursts are not utterances
     vad_aggressiveness: int = Field(default=2, ge=0, le=3)  # webrtcvad mode
     voice_greeting_delay_ms: int = Field(default=2000, ge=0)  # media connected -> greeting
+    # a call still RINGING or CONNECTING this long after its last change FAILS
+    call_setup_timeout_seconds: float = Field(default=120.0, gt=0)
 
     cors_origin: str = "*"
     redis_url: str | None = None
@@ -110,3 +112,9 @@ class Settings(BaseSettings):
     @property
     def reap_interval_seconds(self) -> float:
         return self.session_reap_interval_minutes * 60
+
+    @property
+    def call_expiry_interval_seconds(self) -> float:
+        """How often calls stuck in set-up are looked for: a quarter of the timeout, at most
+        every 30 s, so a call is expired at most a quarter late."""
+        return min(30.0, self.call_setup_timeout_seconds / 4)

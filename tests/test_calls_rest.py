@@ -16,7 +16,7 @@ from models.calls import Call
 from server import db
 from server.calls.errors import IllegalTransition
 from server.calls.keys import CALLS
-from server.calls.status import ALLOWED, CallStatus
+from server.calls.status import ALLOWED, SETTING_UP, CallStatus
 from tests.conftest import LiveServer, make_settings, serve
 
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -207,6 +207,8 @@ NO_OPS = {
 }
 # media_flowing on a RINGING call goes through CONNECTING: two allowed steps
 THROUGH = {("media_flowing", CallStatus.RINGING)}
+# `POST .../end` on a call that never had media hangs it up: FAILED, never a 409
+HUNG_UP = {("end", source) for source in SETTING_UP}
 
 
 async def test_every_illegal_transition_is_refused(any_server: LiveServer) -> None:
@@ -218,6 +220,13 @@ async def test_every_illegal_transition_is_refused(any_server: LiveServer) -> No
                 call = await place_call(http)
                 await Call.filter(id=call["id"]).update(status=source.value)
                 legal = target in ALLOWED[source] or (method, source) in NO_OPS | THROUGH
+                if method == "end" and source in SETTING_UP:  # the route, not the method
+                    status, answer = await call_json(
+                        http, "POST", f"/api/v1/calls/{call['id']}/end"
+                    )
+                    assert status == 200 and answer["data"]["call"]["status"] == "FAILED"
+                    assert (method, source) in HUNG_UP
+                    continue
                 if method in ("connect", "end"):  # the REST routes
                     status, answer = await call_json(
                         http, "POST", f"/api/v1/calls/{call['id']}/{method}"
@@ -245,8 +254,8 @@ async def test_every_illegal_transition_is_refused(any_server: LiveServer) -> No
                     refused += 1
                     assert stored == source, (source, method)  # refused: unchanged
     # every pair not in the machine: 6 sources x 4 targets, minus the 6 allowed moves,
-    # the 3 no-ops and the one pass-through
-    assert refused == 6 * 4 - 6 - len(NO_OPS) - len(THROUGH)
+    # the 3 no-ops, the one pass-through and the 3 hang-ups of a call not yet connected
+    assert refused == 6 * 4 - 6 - len(NO_OPS) - len(THROUGH) - len(HUNG_UP)
 
 
 async def test_hang_up_ends_fails_or_leaves_a_call(any_server: LiveServer) -> None:

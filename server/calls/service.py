@@ -16,7 +16,7 @@ from models import ChatSession
 from models.calls import Call
 from server.calls.errors import CallNotFound, IllegalTransition
 from server.calls.phone import normalize_phone
-from server.calls.status import FINAL, CallStatus, can_move
+from server.calls.status import FINAL, SETTING_UP, CallStatus, can_move
 from server.chat import clock
 from server.errors import InvalidField
 
@@ -109,7 +109,8 @@ class CallService:
         return call
 
     async def fail(self, call_id: str) -> Call:
-        call = await self._move(call_id, CallStatus.FAILED, lambda _, now: {"ended_at": now})
+        """-> FAILED, with `ended_at` and a `duration` of 0: no conversation took place."""
+        call = await self._move(call_id, CallStatus.FAILED, _failing)
         await self._ended(call)
         return call
 
@@ -120,14 +121,46 @@ class CallService:
             call = await self.get(call_id)
             if call.status in FINAL:
                 return call
-            target = (
-                CallStatus.ENDED if call.status == CallStatus.IN_PROGRESS else CallStatus.FAILED
-            )
             try:
-                return await (self.end if target == CallStatus.ENDED else self.fail)(call_id)
+                return await self._finish(call)
             except IllegalTransition:
                 continue  # moved by someone else meanwhile: look again
         return await self.get(call_id)
+
+    async def end_by_request(self, call_id: str) -> Call:
+        """`POST .../end` (the page's 통화 종료): ENDED if the conversation had started,
+        FAILED if it never did. A live call is never refused; a call already over is
+        (409), as the contract's status machine says."""
+        for _ in range(_RACE_RETRIES):
+            call = await self.get(call_id)
+            if call.status in FINAL:
+                raise IllegalTransition(CallStatus(call.status), CallStatus.ENDED)
+            try:
+                return await self._finish(call)
+            except IllegalTransition:
+                continue
+        current = CallStatus((await self.get(call_id)).status)
+        raise IllegalTransition(current, CallStatus.ENDED)
+
+    async def expire_setups(self, older_than: datetime) -> list[Call]:
+        """FAIL every call still being set up (INITIATING, RINGING, CONNECTING) whose status
+        has not changed since `older_than`. Safe on many instances: each call is moved by a
+        compare-and-set, so one instance wins and the others skip it."""
+        stale = await Call.filter(
+            status__in=[s.value for s in SETTING_UP], updated_at__lt=older_than
+        ).values_list("id", flat=True)
+        expired: list[Call] = []
+        for call_id in stale:
+            try:
+                expired.append(await self.fail(str(call_id)))
+            except (IllegalTransition, CallNotFound):
+                continue  # connected, ended or expired by another instance meanwhile
+        return expired
+
+    async def _finish(self, call: Call) -> Call:
+        if call.status == CallStatus.IN_PROGRESS:
+            return await self.end(call.id)
+        return await self.fail(call.id)
 
     async def _move_unless_there(
         self,
@@ -178,6 +211,10 @@ class CallService:
                 await listener(call)
             except Exception:  # one listener's failure must not undo the hang-up
                 log.exception("call end listener failed", extra={"call": call.id})
+
+
+def _failing(call: Call, now: datetime) -> dict[str, Any]:
+    return {"ended_at": now, "duration": 0}
 
 
 def _ending(call: Call, now: datetime) -> dict[str, Any]:

@@ -31,6 +31,8 @@ ALLOWED: dict[CallStatus, frozenset[CallStatus]] = {
 }
 
 FINAL = frozenset({CallStatus.ENDED, CallStatus.FAILED})
+# a call in one of these has not had media yet: it may only FAIL from here if it never does
+SETTING_UP = frozenset({CallStatus.INITIATING, CallStatus.RINGING, CallStatus.CONNECTING})
 
 
 def can_move(current: CallStatus, target: CallStatus) -> bool:

@@ -3,6 +3,7 @@ one spoken turn over HTTP. Envelope `{success: true, data}` / `{success: false, 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -23,6 +24,7 @@ from server.calls.errors import (
     NothingHeard,
     SpeechFailed,
 )
+from server.calls.expiry import run_call_expiry
 from server.calls.keys import CALLS, SENTIMENT, SPEECH, VOICE_CONVERSATION
 from server.calls.process import ConversationProcessor
 from server.calls.rtc import rtc_configuration
@@ -79,7 +81,7 @@ def add_call_routes(app: web.Application, api: ApiRegistry) -> None:
         (Operation("POST", "/api/v1/calls/{callId}/connect", "calls", "Connect (CONNECTING)",
                    {200: schema.CallResponse, **conflict}), connect),
         (Operation("POST", "/api/v1/calls/{callId}/end", "calls",
-                   "End a call in progress (ENDED, with endedAt and duration)",
+                   "Hang up: ENDED if media flowed, else FAILED (endedAt, duration)",
                    {200: schema.CallResponse, **conflict}), end),
         (Operation("GET", "/api/v1/calls/{callId}", "calls", "A call",
                    {200: schema.CallResponse, 404: schema.CallErrorResponse, **auth}), get),
@@ -105,9 +107,16 @@ async def _calls_core(app: web.Application) -> AsyncIterator[None]:
     # the offline model cannot judge feelings: the lexicon does
     app[SENTIMENT] = SentimentAnalyzer(None if llm.name == "local" else llm)
     log.info("calls ready", extra={"stt": speech.stt.name, "tts": speech.tts.name})
+    expiry = asyncio.create_task(
+        run_call_expiry(
+            app[CALLS], settings.call_setup_timeout_seconds, settings.call_expiry_interval_seconds
+        )
+    )
     try:
         yield
     finally:
+        expiry.cancel()
+        await asyncio.gather(expiry, return_exceptions=True)
         await speech.aclose()
 
 
@@ -137,7 +146,7 @@ async def connect(request: web.Request, user: str | None) -> dict[str, Any]:
 
 async def end(request: web.Request, user: str | None) -> dict[str, Any]:
     call_id = await _own_call(request, request.match_info["callId"], user)
-    return {"call": call_json(await request.app[CALLS].end(call_id))}
+    return {"call": call_json(await request.app[CALLS].end_by_request(call_id))}
 
 
 async def get(request: web.Request, user: str | None) -> dict[str, Any]:
