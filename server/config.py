@@ -38,6 +38,17 @@ class Settings(BaseSettings):
     gemini_base_url: str | None = None  # a Gemini-API-compatible endpoint (tests use a fake)
 
     tts_voice: Literal["alloy", "echo", "fable", "onyx", "nova", "shimmer"] = "alloy"
+    # speech: the language callers speak (a Whisper code; `auto` = detect), the OpenAI models,
+    # and the offline Whisper model (`base` = the shipped one, a folder, or a model name)
+    stt_language: str = Field(default="ko", pattern=r"^([a-z]{2,3}|auto)$")
+    stt_model: str = "gpt-4o-mini-transcribe"
+    tts_model: str = "gpt-4o-mini-tts"
+    whisper_model: str = "base"
+    # words the offline recognizer is nudged towards; unset: the welfare line's own words
+    # when callers speak Korean, none otherwise; empty: none
+    whisper_hotwords: str | None = None
+    whisper_cache_dir: Path = ROOT / "data" / "models"
+    stt_preload: bool = True  # load the offline model at start-up, not at the first utterance
     stun_server_url: str = "stun:stun.l.google.com:19302"
     rtc_ice_loopback: bool = False  # let the AI peer offer 127.0.0.1 candidates (tests, local)
     vad_silence_ms: int = Field(default=500, ge=100, le=5000)  # silence that ends an utterance
@@ -108,6 +119,11 @@ class Settings(BaseSettings):
     @property
     def session_timeout_seconds(self) -> float:
         return self.session_timeout_minutes * 60
+
+    @property
+    def speech_language(self) -> str | None:
+        """`STT_LANGUAGE`, or None to let the recognizer detect it."""
+        return None if self.stt_language == "auto" else self.stt_language
 
     @property
     def reap_interval_seconds(self) -> float:

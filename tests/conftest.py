@@ -60,6 +60,9 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "gemini_api_key": None,
         "redis_url": None,
         "auth_secret": None,
+        # each test's app would load the offline Whisper model (~2 s of CPU) whether or not
+        # it speaks: tests that do load it at their first utterance
+        "stt_preload": False,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

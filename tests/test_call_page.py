@@ -1,7 +1,8 @@
 """The call page `/ai-call-test.html` in a real Chromium places a call to the AI (CONTRACT §2).
 
-Chromium's fake microphone plays an English sentence spoken by espeak-ng; the AI greets,
-hears it (offline STT: pocketsphinx) and answers by voice. Media stays on 127.0.0.1: the
+Chromium's fake microphone plays a Korean sentence spoken by espeak-ng (`노인 서비스
+알려주세요`); the AI greets, hears 노인 (offline STT: Whisper base, the default) and answers
+by voice with a matching service from the catalogue. Media stays on 127.0.0.1: the
 AI peer gathers on loopback only, the page gets no STUN server, and an init script drops
 every ICE candidate of the browser that is not 127.0.0.1 before the page sees it.
 Without /usr/bin/chromium or espeak-ng the test skips, or fails under CI=true.
@@ -25,7 +26,7 @@ from server.calls.prompts import CALL_GREETING
 from server.config import ROOT
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
 from tests.conftest import LiveServer, make_settings, require, serve
-from tests.voice_client import KEYWORDS, espeak_available, spoken_wav
+from tests.fakes.spoken import KOREAN_KEYWORD, espeak_available, korean_wav
 from tests.waiting import until
 
 SEED_GUIDE = ROOT.parent / "shared" / "seeds" / "webrtc-ai-call-guide.md"
@@ -62,7 +63,7 @@ INBOUND_AUDIO = """async () => {
 
 def microphone_wav(path: Path) -> Path:
     """2 s of silence, the sentence, then silence (Chromium loops the file)."""
-    speech = decode_to_pcm(spoken_wav(), RATE)
+    speech = decode_to_pcm(korean_wav(), RATE)
     silence = bytes(2 * RATE * 2)
     path.write_bytes(wav_bytes(silence + speech + silence * 4, RATE))
     return path
@@ -146,11 +147,14 @@ async def test_the_page_calls_the_ai_hears_the_greeting_and_gets_answers(
     )
     await expect(page.locator("#callStatus")).to_have_text("통화 중", timeout=WAIT_MS)
 
-    # the caller's sentence, transcribed offline and answered by voice
+    # the caller's sentence, transcribed offline and answered by voice with a 노인 service
     await page.wait_for_function(
-        "words => window.aiCall.events.some(e => e.transcript &&"
-        " words.some(w => e.transcript.toLowerCase().includes(w)))",
-        arg=list(KEYWORDS),
+        "word => { const heard = window.aiCall.events.findIndex("
+        "  e => e.transcript && e.transcript.includes(word));"
+        " return heard >= 0 && window.aiCall.events.slice(heard)"
+        "  .some(e => e.text && new RegExp(word + '\\\\S*(보험|사업|서비스|수당|돌봄)')"
+        "  .test(e.text)); }",
+        arg=KOREAN_KEYWORD,
         timeout=WAIT_MS,
     )
     await expect(page.locator("#transcript .caller").first).to_be_visible()
@@ -220,7 +224,7 @@ async def test_the_documented_page_from_another_origin_completes_a_call(
     await page.wait_for_function(stats, timeout=WAIT_MS, polling=200)
 
     async def heard() -> bool:
-        return any(w in t.lower() for t in await spoken("user") for w in KEYWORDS)
+        return any(KOREAN_KEYWORD in t for t in await spoken("user"))
 
     await until(heard, timeout=60)
 

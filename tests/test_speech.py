@@ -1,4 +1,4 @@
-"""Speech providers: offline pocketsphinx and espeak-ng, and OpenAI's against the fake."""
+"""Speech providers: offline Whisper and espeak-ng, and OpenAI's against the fake."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from server.ai.audio import decode_to_pcm, wav_bytes
-from server.ai.local.stt import PocketsphinxSTT
+from server.ai.local.stt import WhisperSTT
 from server.ai.local.tts import EspeakTTS
 from server.ai.speech import SpeechError, create_speech
 from tests.conftest import fake_openai_settings, make_settings, require
@@ -104,7 +104,7 @@ async def test_local_tts_errors_are_clear(monkeypatch: pytest.MonkeyPatch, tmp_p
 
 async def test_local_stt_hears_english_in_any_container() -> None:
     require(espeak_available(), "espeak-ng is not installed")
-    stt = PocketsphinxSTT()
+    stt = WhisperSTT(language="en")
     try:
         wav = await spoken_wav()
         transcript = await stt.transcribe(wav)
@@ -118,7 +118,7 @@ async def test_local_stt_hears_english_in_any_container() -> None:
 
 
 async def test_local_stt_on_silence_garbage_and_a_dead_worker() -> None:
-    stt = PocketsphinxSTT()
+    stt = WhisperSTT()
     try:
         await stt.warm_up()
         assert await stt.transcribe(silence_wav()) == ""
@@ -165,12 +165,18 @@ async def test_openai_stt_and_tts_against_the_fake(sqlite_url: str) -> None:
             assert await speech.stt.transcribe(audio, filename="turn.wav") == fake.transcript
             assert len(fake.transcriptions) == 1
             sent = fake.transcriptions[0]
-            assert sent["model"] == "whisper-1"
+            # the default models, and the callers' language (STT_LANGUAGE, default ko)
+            assert (sent["model"], sent["language"]) == ("gpt-4o-mini-transcribe", "ko")
             assert sent["file"] == audio and sent["filename"] == "turn.wav"
 
             assert await speech.tts.synthesize("안녕하세요") == tone_mp3()
             assert fake.speeches == [
-                {"model": "tts-1", "voice": "nova", "input": "안녕하세요", "response_format": "mp3"}
+                {
+                    "model": "gpt-4o-mini-tts",
+                    "voice": "nova",
+                    "input": "안녕하세요",
+                    "response_format": "mp3",
+                }
             ]
 
             fake.fail_transcription = 500
@@ -181,3 +187,21 @@ async def test_openai_stt_and_tts_against_the_fake(sqlite_url: str) -> None:
                 await speech.tts.synthesize("안녕하세요")
         finally:
             await speech.aclose()
+
+
+async def test_openai_speech_models_and_language_are_configurable(sqlite_url: str) -> None:
+    """`STT_MODEL=whisper-1`, `TTS_MODEL=tts-1` (the older models) and `STT_LANGUAGE=auto`
+    (no language sent: the model detects it)."""
+    async with running_fake_openai() as fake:
+        settings = fake_openai_settings(
+            sqlite_url, fake, stt_model="whisper-1", tts_model="tts-1", stt_language="auto"
+        )
+        speech = create_speech(settings)
+        try:
+            await speech.stt.transcribe(tone_wav(), filename="turn.wav")
+            await speech.tts.synthesize("안녕하세요")
+        finally:
+            await speech.aclose()
+    assert fake.transcriptions[0]["model"] == "whisper-1"
+    assert "language" not in fake.transcriptions[0]
+    assert fake.speeches[0]["model"] == "tts-1"

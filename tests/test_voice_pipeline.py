@@ -104,6 +104,7 @@ async def voice_server(
     require(espeak_available(), "espeak-ng is not installed")
     monkeypatch.setenv("RTC_ICE_LOOPBACK", "1")
     monkeypatch.setenv("VOICE_GREETING_DELAY_MS", "200")
+    monkeypatch.setenv("STT_LANGUAGE", "en")  # the test caller speaks English
     async with serve(make_settings(sqlite_url)) as live:
         yield live
 
@@ -201,14 +202,14 @@ async def test_openai_call_uses_whisper_the_welfare_tool_and_tts(
         await caller.say(spoken_wav())
         reply = await signaling.next("ai-audio-response", timeout=60)
         assert reply["transcript"] == fake_openai.transcript and reply["format"] == "mp3"
-        assert fake_openai.transcriptions[0]["model"] == "whisper-1"
+        assert fake_openai.transcriptions[0]["model"] == "gpt-4o-mini-transcribe"
         assert fake_openai.transcriptions[0]["file"][:4] == b"RIFF"  # the utterance as WAV
         chat = fake_openai.requests[0]
         assert [t["function"]["name"] for t in chat["tools"]] == ["search_welfare_services"]
         assert chat["messages"][-1] == {"role": "user", "content": fake_openai.transcript}
         assert any(m["role"] == "tool" for m in fake_openai.requests[1]["messages"])
         spoken = [(s["model"], s["voice"], s["input"]) for s in fake_openai.speeches]
-        assert spoken[0] == ("tts-1", "nova", CALL_GREETING)
+        assert spoken[0] == ("gpt-4o-mini-tts", "nova", CALL_GREETING)
         assert spoken[1][2] == reply["text"]
         caller.quiet()
         await caller.sound()

@@ -1,11 +1,12 @@
 """The speech interfaces: speech-to-text and text-to-speech, and picking them from settings.
 
 Like the chat models (`server.ai.base`), every provider implements one small interface:
-`openai` (whisper-1, tts-1) and `local` (offline: pocketsphinx, espeak-ng).
+`openai` (`STT_MODEL`, `TTS_MODEL`) and `local` (offline: Whisper base, espeak-ng).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -44,6 +45,16 @@ class Speech:
     stt: STT
     tts: TTS
 
+    async def warm_up(self) -> None:
+        """Load what takes long to load (the offline recognizer's model) now, not at the
+        first utterance. Failures are logged by the provider and retried when used."""
+        warm_up = getattr(self.stt, "warm_up", None)
+        if warm_up is not None:
+            try:
+                await warm_up()
+            except SpeechError:
+                pass
+
     async def aclose(self) -> None:
         for part in (self.stt, self.tts):
             close = getattr(part, "aclose", None)
@@ -59,10 +70,20 @@ def create_speech(settings: Settings) -> Speech:
         from server.ai.openai.tts import OpenAITTS
 
         return Speech(
-            OpenAISTT(settings),
-            OpenAITTS(settings, voice=settings.tts_voice),
+            OpenAISTT(settings, model=settings.stt_model, language=settings.speech_language),
+            OpenAITTS(settings, voice=settings.tts_voice, model=settings.tts_model),
         )
-    from server.ai.local.stt import PocketsphinxSTT
+    from server.ai.local.stt import KOREAN_HOTWORDS, WhisperSTT
     from server.ai.local.tts import EspeakTTS
 
-    return Speech(PocketsphinxSTT(), EspeakTTS())
+    hotwords = settings.whisper_hotwords
+    if hotwords is None:
+        hotwords = KOREAN_HOTWORDS if settings.speech_language == "ko" else ""
+    stt = WhisperSTT(
+        model=settings.whisper_model,
+        language=settings.speech_language,
+        hotwords=hotwords,
+        cache_dir=settings.whisper_cache_dir,
+        threads=min(4, os.cpu_count() or 1),
+    )
+    return Speech(stt, EspeakTTS())

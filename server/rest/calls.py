@@ -107,16 +107,24 @@ async def _calls_core(app: web.Application) -> AsyncIterator[None]:
     # the offline model cannot judge feelings: the lexicon does
     app[SENTIMENT] = SentimentAnalyzer(None if llm.name == "local" else llm)
     log.info("calls ready", extra={"stt": speech.stt.name, "tts": speech.tts.name})
-    expiry = asyncio.create_task(
-        run_call_expiry(
-            app[CALLS], settings.call_setup_timeout_seconds, settings.call_expiry_interval_seconds
-        )
-    )
+    tasks = [
+        asyncio.create_task(
+            run_call_expiry(
+                app[CALLS],
+                settings.call_setup_timeout_seconds,
+                settings.call_expiry_interval_seconds,
+            )
+        ),
+    ]
+    if settings.stt_preload:
+        # the offline recognizer's model loads in its own process while the server starts
+        tasks.append(asyncio.create_task(speech.warm_up()))
     try:
         yield
     finally:
-        expiry.cancel()
-        await asyncio.gather(expiry, return_exceptions=True)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await speech.aclose()
 
 

@@ -1,14 +1,14 @@
 """`make bench-voice`: N concurrent voice calls against the real server process.
 
     .venv/bin/python -m tests.bench.voice                       # fake providers, N = 1..40
-    .venv/bin/python -m tests.bench.voice --providers local     # pocketsphinx + espeak-ng
+    .venv/bin/python -m tests.bench.voice --providers local     # Whisper base + espeak-ng
     .venv/bin/python -m tests.bench.voice --calls 1 --turns 1   # the smoke run
     .venv/bin/python -m tests.bench.voice --calls 20 --profile .bench/voice.svg
 
 One `python -m server` process (SQLite, RTC_ICE_LOOPBACK=1) serves the whole sweep. With
 `--providers fake` it talks to `tests/bench/voice_fake.py` (its own process) for STT, the
 model and TTS, each with a fixed delay, so provider time is known and what is left is the
-server's own; with `--providers local` it uses the offline pair (pocketsphinx, espeak-ng)
+server's own; with `--providers local` it uses the offline pair (Whisper base, espeak-ng)
 and the local model. Callers (`voice_caller.py`, aiortc peers in this process) place their
 calls as the call page does, wait for the greeting, then each speaks `--turns` times (a
 WAV made with espeak-ng, after a random pause) and waits until the AI has answered and
@@ -180,7 +180,7 @@ async def running_server(
         assert llm_url is not None
         env |= {"AI_PROVIDER": "openai", "OPENAI_API_KEY": "bench", "OPENAI_BASE_URL": llm_url}
     else:
-        env |= {"AI_PROVIDER": "local"}
+        env |= {"AI_PROVIDER": "local", "STT_LANGUAGE": "en"}  # the callers speak English
     for setting in extra_env:  # --server-env NAME=VALUE: e.g. VAD_SILENCE_MS=300
         name, _, value = setting.partition("=")
         env[name] = value

@@ -1,11 +1,10 @@
-"""Offline speech-to-text: pocketsphinx with its bundled US English model.
+"""Offline speech-to-text: Whisper (faster-whisper, the shipped *base* model), Korean by
+default (`STT_LANGUAGE`).
 
-English only: pocketsphinx ships no Korean model. Good enough to prove the pipeline offline
-and for English keywords; real calls want the `openai` provider (whisper).
-
-Decoding runs in a worker process of its own (`sphinx_worker`: pocketsphinx holds the GIL
-and would stall the event loop), started at the first utterance or by `warm_up()`.
-Utterances are decoded one at a time, in order.
+Decoding runs in a worker process of its own (`stt_worker`), which loads the model once:
+at start-up through `warm_up()` (the app does it in the background, so the first call does
+not wait for it) or, failing that, at the first utterance. Utterances are decoded one at a
+time, in order.
 """
 
 from __future__ import annotations
@@ -15,8 +14,9 @@ import logging
 import struct
 import sys
 import time
+from pathlib import Path
 
-from server.ai.local.sphinx_worker import OK
+from server.ai.local.stt_worker import OK
 from server.ai.speech import SpeechError
 from server.config import ROOT
 from server.metrics import PROVIDER_SECONDS
@@ -24,12 +24,28 @@ from server.metrics import PROVIDER_SECONDS
 log = logging.getLogger(__name__)
 
 _PIPE_ERRORS = (ConnectionError, asyncio.IncompleteReadError)
+# who calls a welfare line, in their words: Whisper base hears espeak-ng's "노인 복지 서비스"
+# as "노인폭시 서비스" without them, and right with them (docs/voice.md has the figures)
+KOREAN_HOTWORDS = "노인 장애인 아동 임산부 청년 복지 서비스"
 
 
-class PocketsphinxSTT:
+class WhisperSTT:
     name = "local"
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        model: str = "base",
+        language: str | None = "ko",
+        hotwords: str = "",
+        cache_dir: Path = ROOT / "data" / "models",
+        threads: int = 2,
+    ) -> None:
+        self.model = model
+        self.language = language
+        self.hotwords = hotwords
+        self.cache_dir = cache_dir
+        self.threads = threads
         self._process: asyncio.subprocess.Process | None = None
         self._lock = asyncio.Lock()  # one request on the pipe at a time
         self._exchanges: set[asyncio.Task[tuple[int, str]]] = set()
@@ -76,19 +92,36 @@ class PocketsphinxSTT:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "server.ai.local.sphinx_worker",
+            "server.ai.local.stt_worker",
+            self.model,
+            self.language or "",
+            str(self.cache_dir),
+            str(self.threads),
+            self.hotwords,
             cwd=ROOT,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
         )
         self._process = process
         assert process.stdout is not None
+        started = time.monotonic()
         try:
-            await _read_reply(process.stdout)  # "ready": the model is loaded
+            status, text = await _read_reply(process.stdout)  # "ready": the model is loaded
         except _PIPE_ERRORS as exc:
             await self._stop()
-            raise SpeechError("pocketsphinx is unavailable (see the log)") from exc
-        log.info("offline recognizer ready", extra={"pid": process.pid})
+            raise SpeechError("the offline recognizer is unavailable (see the log)") from exc
+        if status != OK:
+            log.error("offline recognizer failed to start: %s", text)
+            await self._stop()
+            raise SpeechError(text)
+        log.info(
+            "offline recognizer ready",
+            extra={
+                "pid": process.pid,
+                "model": self.model,
+                "seconds": round(time.monotonic() - started, 2),
+            },
+        )
         return process
 
     async def _stop(self) -> None:

@@ -1,4 +1,5 @@
-"""Speech-to-text with OpenAI's transcription endpoint (whisper-1)."""
+"""Speech-to-text with OpenAI's transcription endpoint (`STT_MODEL`: gpt-4o-mini-transcribe
+by default; gpt-4o-transcribe and whisper-1 work the same way)."""
 
 from __future__ import annotations
 
@@ -11,23 +12,30 @@ from server.ai.speech import SpeechError
 from server.config import Settings
 from server.metrics import PROVIDER_SECONDS
 
-STT_MODEL = "whisper-1"
+STT_MODEL = "gpt-4o-mini-transcribe"
 
 
 class OpenAISTT:
     name = "openai"
 
-    def __init__(self, settings: Settings, model: str = STT_MODEL) -> None:
+    def __init__(
+        self, settings: Settings, model: str = STT_MODEL, language: str | None = None
+    ) -> None:
         self.model = model
+        self.language = language  # None: the model detects it
         self._client = speech_client(settings)
 
     async def transcribe(self, audio: bytes, *, filename: str = "audio.wav") -> str:
-        # no `language`: whisper detects it, so a caller may speak Korean or English
         started = time.monotonic()
         try:
-            result = await self._client.audio.transcriptions.create(
-                model=self.model, file=(filename, audio)
-            )
+            if self.language:
+                result = await self._client.audio.transcriptions.create(
+                    model=self.model, file=(filename, audio), language=self.language
+                )
+            else:
+                result = await self._client.audio.transcriptions.create(
+                    model=self.model, file=(filename, audio)
+                )
         except openai.OpenAIError as exc:
             raise SpeechError(f"openai transcription: {type(exc).__name__}: {exc}") from exc
         PROVIDER_SECONDS.labels(self.name, "stt").observe(time.monotonic() - started)

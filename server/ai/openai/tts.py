@@ -1,4 +1,5 @@
-"""Text-to-speech with OpenAI's speech endpoint (tts-1), MP3 out.
+"""Text-to-speech with OpenAI's speech endpoint (`TTS_MODEL`: gpt-4o-mini-tts by default,
+tts-1 and tts-1-hd work the same way), MP3 out.
 
 The audio is read as it streams in, so the time to its first byte is known (the provider's
 own latency, apart from the length of what it says).
@@ -15,7 +16,7 @@ from server.ai.speech import FirstByte, SpeechError
 from server.config import Settings
 from server.metrics import PROVIDER_SECONDS
 
-TTS_MODEL = "tts-1"
+TTS_MODEL = "gpt-4o-mini-tts"
 
 
 class OpenAITTS:
