@@ -50,6 +50,14 @@ class Settings(BaseSettings):
     whisper_cache_dir: Path = ROOT / "data" / "models"
     stt_preload: bool = True  # load the offline model at start-up, not at the first utterance
     stun_server_url: str = "stun:stun.l.google.com:19302"
+    # TURN (docs/calls.md): comma-separated turn:/turns: URLs, long-term credentials or the
+    # secret of coturn's use-auth-secret (credentials signed per request, valid the TTL)
+    turn_server_url: str = ""
+    turn_username: str | None = None
+    turn_credential: str | None = None
+    turn_secret: str | None = None
+    turn_ttl_seconds: int = Field(default=12 * 3600, gt=0)
+    rtc_ice_transport_policy: Literal["all", "relay"] = "all"  # relay: TURN only, both ends
     rtc_ice_loopback: bool = False  # let the AI peer offer 127.0.0.1 candidates (tests, local)
     vad_silence_ms: int = Field(default=500, ge=100, le=5000)  # silence that ends an utterance
     vad_min_speech_ms: int = Field(default=200, ge=0)  # shorter bursts are not utterances

@@ -58,6 +58,9 @@ async def pair(any_server: LiveServer) -> AsyncIterator[tuple[dict[str, Any], An
     yield call, a, b
     for c in (a, b):
         await c.close()
+    # the last peer gone, the call is hung up (FAILED: no media ever flowed); waited for so
+    # the hang-up is not cut off by the server's shutdown
+    await until(lambda: status_is(call["id"], "FAILED"), what="the call to be hung up")
 
 
 async def test_join_answers_the_joiner_and_tells_the_others(

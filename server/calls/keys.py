@@ -6,6 +6,7 @@ from aiohttp import web
 
 from server.ai.speech import Speech
 from server.calls.conversation import VoiceConversation
+from server.calls.rtc import IceConfig
 from server.calls.sentiment import SentimentAnalyzer
 from server.calls.service import CallService
 
@@ -13,3 +14,4 @@ CALLS = web.AppKey("calls", CallService)
 SPEECH = web.AppKey("speech", Speech)  # the configured STT and TTS
 VOICE_CONVERSATION = web.AppKey("voice_conversation", VoiceConversation)
 SENTIMENT = web.AppKey("sentiment", SentimentAnalyzer)
+ICE = web.AppKey("ice", IceConfig)  # STUN/TURN servers for browsers and the AI peer

@@ -25,9 +25,9 @@ from server.calls.errors import (
     SpeechFailed,
 )
 from server.calls.expiry import run_call_expiry
-from server.calls.keys import CALLS, SENTIMENT, SPEECH, VOICE_CONVERSATION
+from server.calls.keys import CALLS, ICE, SENTIMENT, SPEECH, VOICE_CONVERSATION
 from server.calls.process import ConversationProcessor
-from server.calls.rtc import rtc_configuration
+from server.calls.rtc import IceConfig, rtc_configuration
 from server.calls.sentiment import SentimentAnalyzer
 from server.calls.service import CallService
 from server.chat import clock
@@ -94,6 +94,7 @@ def add_call_routes(app: web.Application, api: ApiRegistry) -> None:
 async def _calls_core(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     llm = app[LLM_CLIENT]
+    app[ICE] = IceConfig.from_settings(settings)  # refuses a bad TURN set-up at start
     speech = create_speech(settings)
     app[CALLS] = CallService()
     app[SPEECH] = speech
@@ -129,7 +130,13 @@ async def _calls_core(app: web.Application) -> AsyncIterator[None]:
 
 
 async def config(request: web.Request, user: str | None) -> dict[str, Any]:
-    return {"config": rtc_configuration(request.app[SETTINGS])}
+    # TURN credentials let anyone relay traffic: with AUTH_SECRET only a signed-in caller
+    # gets them (the route itself stays public, STUN for everyone)
+    try:
+        grant = request_grant(request)
+    except Refused:
+        return {"config": rtc_configuration(request.app[ICE], "", with_turn=False)}
+    return {"config": rtc_configuration(request.app[ICE], grant.user or "caller")}
 
 
 async def create(request: web.Request, user: str | None) -> dict[str, Any]:

@@ -58,7 +58,7 @@ class AICall:
         self.peer = AIPeer(
             self.track,
             loopback=deps.settings.ice_loopback,
-            stun_server_urls=deps.settings.stun_server_urls,
+            ice=deps.settings.ice,
         )
         self.pipeline = CallPipeline(
             session_id=session_id,

@@ -23,8 +23,10 @@ from aiortc import (
     RTCPeerConnection,
     RTCSessionDescription,
 )
+from aiortc.rtcconfiguration import RTCIceTransportPolicy
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
+from server.calls.rtc import AI_PEER_USER, IceConfig
 from server.voice.receive import tune_receiver
 
 log = logging.getLogger(__name__)
@@ -94,12 +96,21 @@ def parse_candidate(
     return parsed
 
 
-def ice_servers(stun_server_urls: Sequence[str], loopback: bool) -> list[RTCIceServer]:
-    """The AI peer's STUN servers (aioice asks the first one); none on loopback. An empty
-    list, not None: aiortc's default would be Google's server."""
-    if loopback or not stun_server_urls:
+def ice_servers(ice: IceConfig, loopback: bool) -> list[RTCIceServer]:
+    """The AI peer's STUN and TURN servers (aioice uses the first of each; TURN with fresh
+    REST credentials when `TURN_SECRET` is set); none on loopback. An empty list, not None:
+    aiortc's default would be Google's server."""
+    if loopback:
         return []
-    return [RTCIceServer(urls=list(stun_server_urls))]
+    servers = [RTCIceServer(urls=list(ice.stun_urls))] if ice.stun_urls else []
+    if ice.turn_urls:
+        creds = ice.credentials(AI_PEER_USER)
+        servers.append(
+            RTCIceServer(
+                urls=list(ice.turn_urls), username=creds.username, credential=creds.credential
+            )
+        )
+    return servers
 
 
 class AIPeer:
@@ -109,10 +120,13 @@ class AIPeer:
         *,
         loopback: bool,
         stun_server_urls: Sequence[str] = (),
+        ice: IceConfig | None = None,
     ) -> None:
         self._loopback = loopback
+        ice = ice or IceConfig(stun_urls=tuple(stun_server_urls))
+        policy = RTCIceTransportPolicy.RELAY if ice.relay_only else RTCIceTransportPolicy.ALL
         self._pc = RTCPeerConnection(
-            RTCConfiguration(iceServers=ice_servers(stun_server_urls, loopback))
+            RTCConfiguration(iceServers=ice_servers(ice, loopback), iceTransportPolicy=policy)
         )
         self._outgoing = outgoing
         self._answered = False

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from server.calls.rtc import stun_server_urls
+from server.calls.rtc import IceConfig, stun_server_urls
 from server.config import Settings
 
 
@@ -14,6 +14,7 @@ class VoiceSettings:
     # this machine (tests, a browser on the same host). aioice skips loopback by default.
     ice_loopback: bool = False
     stun_server_urls: tuple[str, ...] = ()  # STUN_SERVER_URL, as browsers get it
+    ice: IceConfig = field(default_factory=IceConfig)  # STUN, TURN, the transport policy
     vad_silence_ms: int = 500  # this much silence after speech ends an utterance
     vad_min_speech_ms: int = 200  # shorter bursts (a click, a cough) are not utterances
     vad_aggressiveness: int = 2  # webrtcvad mode 0..3: higher drops more noise as non-speech
@@ -24,6 +25,7 @@ class VoiceSettings:
         return cls(
             ice_loopback=settings.rtc_ice_loopback,
             stun_server_urls=tuple(stun_server_urls(settings)),
+            ice=IceConfig.from_settings(settings),
             vad_silence_ms=settings.vad_silence_ms,
             vad_min_speech_ms=settings.vad_min_speech_ms,
             vad_aggressiveness=settings.vad_aggressiveness,
