@@ -24,6 +24,7 @@ const endCallBtn = $('endCall');
 const state = (window.aiCall = { pc: null, socket: null, call: null, events: [] });
 let localStream = null;
 let lastTranscript = null;
+let callerLine = null; // the transcript line of the caller's latest utterance
 
 async function api(method, path, body) {
   const response = await fetch(SERVER + path, {
@@ -55,6 +56,17 @@ function say(kind, text) {
   line.textContent = text;
   $('transcript').append(line);
   line.scrollIntoView({ block: 'end' });
+  return line;
+}
+
+const SENTIMENT_TEXT = { positive: '긍정', neutral: '중립', negative: '부정' };
+
+function showSentiment(line, { sentiment, score }) {
+  const badge = document.createElement('span');
+  badge.className = `sentiment ${sentiment}`;
+  badge.textContent = `${SENTIMENT_TEXT[sentiment] || sentiment} ${Number(score).toFixed(2)}`;
+  badge.title = '감정 분석 (0 매우 부정 ~ 1 매우 긍정)';
+  line.append(' ', badge);
 }
 
 async function refreshStatus() {
@@ -71,6 +83,7 @@ startCallBtn.onclick = async () => {
   showError('');
   $('transcript').replaceChildren();
   lastTranscript = null;
+  callerLine = null;
   try {
     await startCall();
     endCallBtn.disabled = false;
@@ -106,7 +119,11 @@ async function startCall() {
     state.events.push(event);
     if (event.transcript && event.transcript !== lastTranscript) {
       lastTranscript = event.transcript;
-      say('caller', event.transcript);
+      callerLine = say('caller', event.transcript);
+    }
+    // the sentiment of what the caller said: on the first reply line that carries it
+    if (event.sentiment && callerLine && !callerLine.querySelector('.sentiment')) {
+      showSentiment(callerLine, event.sentiment);
     }
     say('ai', event.text || '(음성 응답)');
   });

@@ -158,6 +158,9 @@ async def test_the_page_calls_the_ai_hears_the_greeting_and_gets_answers(
         timeout=WAIT_MS,
     )
     await expect(page.locator("#transcript .caller").first).to_be_visible()
+    # the caller's sentiment (the offline lexicon: no feeling words, neutral) beside it
+    badge = page.locator("#transcript .caller .sentiment").first
+    await expect(badge).to_have_text(re.compile(r"^(긍정|중립|부정) \d\.\d\d$"))
     await expect(page.locator("#transcript .ai").nth(1)).to_be_visible()
     call_id = await page.evaluate("window.aiCall.call.id")
     call = await Call.get(id=call_id)

@@ -2,11 +2,13 @@
 
 Transcripts and replies are `chat_messages` rows of the call's session with message_type
 AUDIO and the call id in their metadata, so the model's context is the call's own history
-(the last N turns, from the database: any instance can serve any call).
+(the last N turns, from the database: any instance can serve any call). Each transcript's
+sentiment is judged while the model answers and added to its metadata (`sentiment`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -17,6 +19,7 @@ from server.ai.base import LLM, PromptMessage
 from server.calls.errors import NothingHeard
 from server.calls.prompts import CALL_GREETING, PHONE_COUNSELOR_SYSTEM_PROMPT
 from server.calls.sentences import SentenceSplitter
+from server.calls.sentiment import Sentiment, SentimentAnalyzer
 from server.calls.timing import ModelClock
 from server.chat.history import HistoryStore, StoredMessage
 from server.chat.lanes import Lanes
@@ -28,6 +31,7 @@ from server.logs import preview
 log = logging.getLogger(__name__)
 
 SentenceSink = Callable[[str], Awaitable[None]]
+SentimentSink = Callable[[Sentiment], None]
 _ROLES = {"user": "user", "assistant": "assistant", "system": "system"}
 
 
@@ -41,6 +45,7 @@ class VoiceConversation:
         context_messages: int,
         ai_timeout_seconds: float,
         system_prompt: str = PHONE_COUNSELOR_SYSTEM_PROMPT,
+        sentiment: SentimentAnalyzer | None = None,
     ) -> None:
         self.llm = llm
         self.toolbox = toolbox
@@ -48,6 +53,7 @@ class VoiceConversation:
         self.context_messages = context_messages
         self.ai_timeout = ai_timeout_seconds
         self.system_prompt = system_prompt
+        self.sentiment = sentiment
         self._turns = Lanes()  # one call's utterances are answered one at a time, in order
 
     async def greet(self, session_id: str, call_id: str) -> str:
@@ -70,6 +76,7 @@ class VoiceConversation:
         *,
         system_prompt: str | None = None,
         model_clock: ModelClock | None = None,
+        on_sentiment: SentimentSink | None = None,
     ) -> str:
         """Store the caller's words, answer them and store the answer; return its text.
 
@@ -77,6 +84,8 @@ class VoiceConversation:
         start on the first one; keep it quick (queue the work). Its failures are logged and
         do not stop the reply. The model's failure is `ChatError(AI_FAILED)`; the transcript
         stays stored. `model_clock`, when given, records the time spent waiting on the model.
+        `on_sentiment` gets the caller's sentiment as soon as it is judged (meanwhile the
+        model answers); it is stored in the transcript's metadata either way.
         """
         transcript = transcript.strip()
         if not transcript:
@@ -90,37 +99,87 @@ class VoiceConversation:
                 metadata={"callId": call_id},
             )
             log.info("caller said", extra={"call": call_id, "text": preview(transcript)})
-            context = await self._context(session_id, system_prompt or self.system_prompt)
-            splitter = SentenceSplitter()
+            judging = self._judge(transcript, on_sentiment)
+            try:
+                return await self._answer(
+                    session_id, call_id, asked, on_sentence, system_prompt, model_clock
+                )
+            finally:
+                await self._store_sentiment(asked, judging)
 
-            async def on_delta(delta: str) -> None:
-                for sentence in splitter.feed(delta):
-                    await _speak(on_sentence, sentence, call_id)
+    async def _answer(
+        self,
+        session_id: str,
+        call_id: str,
+        asked: StoredMessage,
+        on_sentence: SentenceSink | None,
+        system_prompt: str | None,
+        model_clock: ModelClock | None,
+    ) -> str:
+        context = await self._context(session_id, system_prompt or self.system_prompt)
+        splitter = SentenceSplitter()
 
-            llm = self.llm if model_clock is None else model_clock.timed(self.llm)
-            result = await answer_within(
-                llm,
-                self.toolbox,
-                context,
-                on_delta,
-                timeout=self.ai_timeout,
-                log_context={"call": call_id},
-            )
-            if model_clock is not None:
-                model_clock.done = time.monotonic()
-            for sentence in splitter.flush():
+        async def on_delta(delta: str) -> None:
+            for sentence in splitter.feed(delta):
                 await _speak(on_sentence, sentence, call_id)
-            metadata: dict[str, Any] = {"callId": call_id, "replyTo": asked.id}
-            if result.tools_used:
-                metadata["tools"] = result.tools_used
-            await self.history.add(
-                session_id,
-                Sender.ASSISTANT,
-                result.text,
-                message_type=MessageType.AUDIO,
-                metadata=metadata,
+
+        llm = self.llm if model_clock is None else model_clock.timed(self.llm)
+        result = await answer_within(
+            llm,
+            self.toolbox,
+            context,
+            on_delta,
+            timeout=self.ai_timeout,
+            log_context={"call": call_id},
+        )
+        if model_clock is not None:
+            model_clock.done = time.monotonic()
+        for sentence in splitter.flush():
+            await _speak(on_sentence, sentence, call_id)
+        metadata: dict[str, Any] = {"callId": call_id, "replyTo": asked.id}
+        if result.tools_used:
+            metadata["tools"] = result.tools_used
+        await self.history.add(
+            session_id,
+            Sender.ASSISTANT,
+            result.text,
+            message_type=MessageType.AUDIO,
+            metadata=metadata,
+        )
+        return result.text
+
+    def _judge(
+        self, transcript: str, on_sentiment: SentimentSink | None
+    ) -> asyncio.Task[Sentiment] | None:
+        """The transcript's sentiment, judged while the model answers (awaited by
+        `_store_sentiment`, so never left behind)."""
+        if self.sentiment is None:
+            return None
+        judging = asyncio.create_task(self.sentiment.analyze(transcript))
+        if on_sentiment is not None:
+
+            def tell(task: asyncio.Task[Sentiment]) -> None:
+                if not task.cancelled() and task.exception() is None:
+                    on_sentiment(task.result())
+
+            judging.add_done_callback(tell)
+        return judging
+
+    async def _store_sentiment(
+        self, asked: StoredMessage, judging: asyncio.Task[Sentiment] | None
+    ) -> None:
+        if judging is None:
+            return
+        try:
+            judged = await judging
+            await self.history.annotate(
+                asked, {"sentiment": {"sentiment": judged.sentiment, "score": judged.score}}
             )
-            return result.text
+        except asyncio.CancelledError:
+            judging.cancel()
+            raise
+        except Exception:  # the reply matters more than its label
+            log.warning("sentiment not stored", exc_info=True)
 
     async def _context(self, session_id: str, system_prompt: str) -> list[PromptMessage]:
         """The system prompt and the call's last N messages, the caller's newest last."""

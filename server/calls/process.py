@@ -6,7 +6,6 @@ caller said -> TTS of the answer -> a data URL.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
 from dataclasses import dataclass
@@ -62,15 +61,13 @@ class ConversationProcessor:
             raise SpeechFailed() from exc
         if not transcript.strip():
             raise NothingHeard()
-        # the sentiment needs only the transcript: judged while the model answers
-        judging = asyncio.create_task(self.sentiment.analyze(transcript))
-        try:
-            reply = await self.conversation.respond(
-                call.session_id, call.id, transcript, system_prompt=system_prompt
-            )
-            sentiment = await judging
-        finally:
-            judging.cancel()
+        # the conversation judges (and stores) the sentiment while the model answers
+        judged: list[Sentiment] = []
+        reply = await self.conversation.respond(
+            call.session_id, call.id, transcript, system_prompt=system_prompt,
+            on_sentiment=judged.append,
+        )  # fmt: skip
+        sentiment = judged[0] if judged else await self.sentiment.analyze(transcript)
         try:
             spoken = await self.speech.tts.synthesize(speakable(reply) or reply)
         except SpeechError as exc:

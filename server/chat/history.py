@@ -26,7 +26,7 @@ into), and under load one turn of a 5,000-turn run failed with a database error.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -115,6 +115,14 @@ class HistoryStore:
             raise
         self.cache.stored(message)
         return message
+
+    async def annotate(self, message: StoredMessage, extra: dict[str, Any]) -> StoredMessage:
+        """Add `extra` to a stored message's metadata (what was learned about it after it
+        was stored, e.g. the sentiment of a caller's utterance)."""
+        metadata = {**(message.metadata or {}), **extra}
+        self.cache.drop(message.session_id)  # the cached copy would keep the old metadata
+        await ChatMessage.filter(id=message.id).update(metadata=metadata)
+        return replace(message, metadata=metadata)
 
     def started(self, session_id: str) -> None:
         """A session this process has just created has no messages yet (if someone else

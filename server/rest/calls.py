@@ -30,6 +30,7 @@ from server.calls.process import ConversationProcessor
 from server.calls.rtc import IceConfig, rtc_configuration
 from server.calls.sentiment import SentimentAnalyzer
 from server.calls.service import CallService
+from server.calls.transcript import call_transcript
 from server.chat import clock
 from server.chat.history import HistoryStore
 from server.db import DB_UNAVAILABLE_ERRORS
@@ -83,8 +84,10 @@ def add_call_routes(app: web.Application, api: ApiRegistry) -> None:
         (Operation("POST", "/api/v1/calls/{callId}/end", "calls",
                    "Hang up: ENDED if media flowed, else FAILED (endedAt, duration)",
                    {200: schema.CallResponse, **conflict}), end),
-        (Operation("GET", "/api/v1/calls/{callId}", "calls", "A call",
-                   {200: schema.CallResponse, 404: schema.CallErrorResponse, **auth}), get),
+        (Operation("GET", "/api/v1/calls/{callId}", "calls",
+                   "A call and its transcript (sentiment per caller utterance)",
+                   {200: schema.CallWithTranscriptResponse, 404: schema.CallErrorResponse,
+                    **auth}), get),
     ]  # fmt: skip
     for operation, handler in routes:
         success = min(operation.responses)
@@ -98,15 +101,16 @@ async def _calls_core(app: web.Application) -> AsyncIterator[None]:
     speech = create_speech(settings)
     app[CALLS] = CallService()
     app[SPEECH] = speech
+    # the offline model cannot judge feelings: the lexicon does
+    app[SENTIMENT] = SentimentAnalyzer(None if llm.name == "local" else llm)
     app[VOICE_CONVERSATION] = VoiceConversation(
         llm=llm,
         toolbox=app[TOOLBOX],
         history=HistoryStore(),
         context_messages=settings.history_context_messages,
         ai_timeout_seconds=settings.ai_timeout_seconds,
+        sentiment=app[SENTIMENT],  # every caller utterance, stored in its metadata
     )
-    # the offline model cannot judge feelings: the lexicon does
-    app[SENTIMENT] = SentimentAnalyzer(None if llm.name == "local" else llm)
     log.info("calls ready", extra={"stt": speech.stt.name, "tts": speech.tts.name})
     tasks = [
         asyncio.create_task(
@@ -166,7 +170,8 @@ async def end(request: web.Request, user: str | None) -> dict[str, Any]:
 
 async def get(request: web.Request, user: str | None) -> dict[str, Any]:
     await _own_call(request, request.match_info["callId"], user)
-    return {"call": call_json(await request.app[CALLS].get(request.match_info["callId"]))}
+    call = await request.app[CALLS].get(request.match_info["callId"])
+    return {"call": call_json(call), "transcript": await call_transcript(call)}
 
 
 async def _own_call(request: web.Request, call_id: str, user: str | None) -> str:

@@ -49,8 +49,37 @@ class CallResponse(BaseModel):
     data: CallData
 
 
+class SentimentOut(BaseModel):
+    sentiment: Literal["positive", "neutral", "negative"]
+    score: float = Field(ge=0, le=1, description="0 very negative, 0.5 neutral, 1 very positive")
+
+
+class TranscriptLineOut(BaseModel):
+    id: str
+    sender: Literal["user", "assistant"]
+    content: str
+    createdAt: str
+    sentiment: SentimentOut | None = Field(
+        default=None, description="the caller's utterances, once judged"
+    )
+
+
+class CallWithTranscriptData(BaseModel):
+    call: CallOut
+    transcript: list[TranscriptLineOut] = Field(description="what was said, oldest first")
+
+
+class CallWithTranscriptResponse(BaseModel):
+    """The call and its transcript"""
+
+    success: Literal[True]
+    data: CallWithTranscriptData
+
+
 class IceServer(BaseModel):
-    urls: str
+    urls: str | list[str]
+    username: str | None = Field(default=None, description="TURN servers only")
+    credential: str | None = Field(default=None, description="TURN servers only")
 
 
 class RtcConfig(BaseModel):
@@ -70,11 +99,6 @@ class RtcConfigResponse(BaseModel):
 
     success: Literal[True]
     data: RtcConfigData
-
-
-class SentimentOut(BaseModel):
-    sentiment: Literal["positive", "neutral", "negative"]
-    score: float = Field(ge=0, le=1, description="0 very negative, 0.5 neutral, 1 very positive")
 
 
 class ConversationOut(BaseModel):

@@ -140,16 +140,27 @@ class CallPipeline:
             log.info("utterance without words", extra={"seconds": round(utterance.seconds, 2)})
             return
         spoken = 0
+        feeling: dict[str, Any] | None = None  # the caller's sentiment, once judged
+
+        def on_sentiment(judged: Any) -> None:
+            nonlocal feeling
+            feeling = {"sentiment": judged.sentiment, "score": judged.score}
 
         async def on_sentence(sentence: str) -> None:
             nonlocal spoken
             timings.sentence_ready(time.monotonic())
-            self._speaker.say(Line(sentence, transcript, None if spoken else timings))
+            first = None if spoken else timings
+            self._speaker.say(Line(sentence, transcript, first, sentiment=feeling))
             spoken += 1
 
         try:
             reply = await self._conversation.respond(
-                self.session_id, self.call_id, transcript, on_sentence, model_clock=timings.model
+                self.session_id,
+                self.call_id,
+                transcript,
+                on_sentence,
+                model_clock=timings.model,
+                on_sentiment=on_sentiment,
             )
         except Exception as exc:
             log.warning("voice reply failed: %s", exc)
@@ -158,7 +169,7 @@ class CallPipeline:
             return
         if not spoken:
             timings.sentence_ready(time.monotonic())
-            self._speaker.say(Line(reply, transcript, timings))
+            self._speaker.say(Line(reply, transcript, timings, sentiment=feeling))
         self.turns.append(timings)
         timings.reply_finished()
 

@@ -39,6 +39,7 @@ class Conversation(Protocol):
         on_sentence: SentenceSink | None = None,
         *,
         model_clock: ModelClock | None = None,
+        on_sentiment: Callable[[Any], None] | None = None,  # the caller's, once judged
     ) -> str: ...
 
     async def greet(self, session_id: str, call_id: str) -> str: ...

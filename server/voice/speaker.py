@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from server.chat import clock
 from server.voice.clips import units
@@ -31,6 +32,7 @@ class Line:
     text: str
     transcript: str | None = None  # what the caller said, for replies
     timings: TurnTimings | None = None  # set on the first line of a reply
+    sentiment: dict[str, Any] | None = None  # of what the caller said, once judged
 
 
 class Speaker:
@@ -115,4 +117,6 @@ class Speaker:
         }
         if line.transcript is not None:
             payload["transcript"] = line.transcript
+        if line.sentiment is not None:
+            payload["sentiment"] = line.sentiment
         await self._emit("ai-audio-response", payload)
