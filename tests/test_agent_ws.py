@@ -42,8 +42,8 @@ from server.errors import (
     message_too_long,
 )
 from tests.conftest import LiveServer, make_settings, serve
-from tests.fakes.openai_server import running_fake_openai
-from tests.waiting import until
+from tests.support.fakes.openai_server import running_fake_openai
+from tests.support.waiting import until
 
 PROJECT = "project_001"
 BUTLER = "집사"

@@ -12,7 +12,7 @@ import pytest
 from models import ChatMessage, ChatSession
 from server.errors import GREETING, JOINED
 from tests.conftest import LiveServer
-from tests.sio import RecordingClient
+from tests.support.sio import RecordingClient
 
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 WELFARE_QUESTION = "노인 복지 서비스 알려줘"

@@ -25,8 +25,8 @@ import pytest
 from server.errors import RATE_LIMITED
 from server.keys import CHAT as CHAT_KEY
 from tests.conftest import fresh_database, make_settings, require, serve
-from tests.processes import ServerProcess, server_process
-from tests.sio import RecordingClient
+from tests.support.processes import ServerProcess, server_process
+from tests.support.sio import RecordingClient
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 RATE_LIMIT = 6

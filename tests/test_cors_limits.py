@@ -15,7 +15,7 @@ import socketio
 from models import ChatMessage
 from server.errors import invalid_field
 from tests.conftest import LiveServer, make_settings, serve
-from tests.sio import RecordingClient, joined_chat_client
+from tests.support.sio import RecordingClient, joined_chat_client
 
 ALLOWED = "https://a.example"
 ALSO_ALLOWED = "https://b.example"

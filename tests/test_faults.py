@@ -21,9 +21,9 @@ import aiohttp
 import pytest
 
 from server.errors import AI_FAILED
-from tests.fakes.openai_server import FakeOpenAI, running_fake_openai
-from tests.processes import ServerProcess, server_process
-from tests.sio import RecordingClient
+from tests.support.fakes.openai_server import FakeOpenAI, running_fake_openai
+from tests.support.processes import ServerProcess, server_process
+from tests.support.sio import RecordingClient
 
 AI_TIMEOUT = 2.0  # AI_TIMEOUT_SECONDS of the model-outage servers
 GENEROUS = 10.0  # slack on top of a deadline: a loaded CI machine, not a speed claim

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import socketio
 
-from tests.processes import free_port, wait_for_port
+from tests.support.processes import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PING_TIMEOUT = 45  # python-engineio's ping interval + timeout: what a hung shutdown waits

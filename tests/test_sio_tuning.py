@@ -17,7 +17,7 @@ import pytest
 from server.keys import SIO
 from server.sio_tuning import OrjsonModule, PacketQueue
 from tests.conftest import LiveServer, make_settings, serve
-from tests.sio import RecordingClient, joined_chat_client
+from tests.support.sio import RecordingClient, joined_chat_client
 
 
 async def test_queue_hands_items_over_in_order_and_joins() -> None:

@@ -20,7 +20,7 @@ from server import sio_websocket
 from server.keys import SIO
 from server.sio_websocket import EngineIOConnection
 from tests.conftest import LiveServer
-from tests.waiting import until
+from tests.support.waiting import until
 
 HANDSHAKE = (
     "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"

@@ -19,8 +19,8 @@ from server.ai.local.stt import PocketsphinxSTT
 from server.ai.local.tts import EspeakTTS
 from server.ai.speech import SpeechError, create_speech
 from tests.conftest import fake_openai_settings, make_settings, require
-from tests.fakes.openai_server import running_fake_openai, tone_mp3
-from tests.fakes.spoken import (
+from tests.support.fakes.openai_server import running_fake_openai, tone_mp3
+from tests.support.fakes.spoken import (
     WELFARE_KEYWORDS,
     espeak_available,
     silence_wav,
