@@ -10,9 +10,13 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from bench.chat import LOADGEN, QUICK
 from bench.harness import REPO, SHARED_BENCH
 from tests.conftest import require
+
+pytestmark = pytest.mark.bench
 
 SMOKE_TIMEOUT_S = 100
 

@@ -28,6 +28,8 @@ from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
 from tests.support.voice_client import KEYWORDS, espeak_available, spoken_wav
 from tests.support.waiting import until
 
+pytestmark = pytest.mark.browser
+
 SEED_GUIDE = ROOT.parent / "shared" / "seeds" / "webrtc-ai-call-guide.md"
 SOCKET_IO_CDN = "https://cdn.socket.io/4.5.4/socket.io.min.js"
 VENDORED_SOCKET_IO = ROOT / "public" / "vendor" / "socket.io.min.js"

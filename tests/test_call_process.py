@@ -29,6 +29,8 @@ from tests.support.fakes.spoken import (
     tone_wav,
 )
 
+pytestmark = pytest.mark.slow  # server processes and outages: seconds each
+
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 PROCESS = "/api/v1/calls/conversation/process"
 

@@ -315,4 +315,4 @@ async def test_resume_during_a_burst_is_exact(tmp_path: Path) -> None:
             await writer.sio.disconnect()
 
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(180)]

@@ -26,6 +26,8 @@ from tests.support.processes import ServerProcess, server_process
 from tests.support.sio import RecordingClient
 from tests.support.waiting import until
 
+pytestmark = pytest.mark.slow  # server processes and outages: seconds each
+
 AI_TIMEOUT = 2.0  # AI_TIMEOUT_SECONDS of the model-outage servers
 GENEROUS = 10.0  # slack on top of a deadline: a loaded CI machine, not a speed claim
 PROJECT, BUTLER = "project_001", "집사"  # the shipped agent configuration (CONTRACT §3)

@@ -50,6 +50,8 @@ from tests.test_faults import (
     room_turn_ended,
 )
 
+pytestmark = pytest.mark.slow  # server processes and outages: seconds each
+
 CHAT_CLIENTS = 4
 PAUSE = 0.05  # between one client's messages
 OUTAGE = 2.0  # the database stays away at least this long

@@ -284,6 +284,7 @@ async def test_a_client_that_does_not_read_is_cut_off() -> None:
     assert transport.aborted
 
 
+@pytest.mark.slow
 async def test_connections_that_end_leave_nothing_behind(server: LiveServer) -> None:
     from aiohttp.web_protocol import RequestHandler
 

@@ -80,6 +80,7 @@ def _comm(pid: int) -> str:
         return ""
 
 
+@pytest.mark.slow
 async def test_a_cancelled_local_tts_leaves_no_process_or_pipe_behind() -> None:
     require(espeak_available(), "espeak-ng is not installed")
     require(sys.platform == "linux", "needs Linux /proc")
@@ -102,6 +103,7 @@ async def test_local_tts_errors_are_clear(monkeypatch: pytest.MonkeyPatch, tmp_p
         await EspeakTTS().synthesize("안녕하세요")
 
 
+@pytest.mark.slow
 async def test_local_stt_hears_english_in_any_container() -> None:
     require(espeak_available(), "espeak-ng is not installed")
     stt = PocketsphinxSTT()
@@ -117,6 +119,7 @@ async def test_local_stt_hears_english_in_any_container() -> None:
         await stt.aclose()
 
 
+@pytest.mark.slow
 async def test_local_stt_on_silence_garbage_and_a_dead_worker() -> None:
     stt = PocketsphinxSTT()
     try:

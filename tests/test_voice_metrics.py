@@ -102,6 +102,7 @@ async def test_one_turn_shows_active_calls_and_voice_stages(
         await signaling.close()
 
 
+@pytest.mark.bench
 async def test_bench_smoke_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`make bench-voice` at N=1, one turn, fake providers: every figure is there."""
     require(espeak_available(), "espeak-ng is not installed")

@@ -134,6 +134,7 @@ def wav_seconds(data: bytes) -> float:
         return wav.getnframes() / wav.getframerate()
 
 
+@pytest.mark.slow
 async def test_offline_call_greets_hears_and_answers_by_voice(voice_server: LiveServer) -> None:
     call = await place_call(voice_server)
     signaling, caller = await connect_caller(voice_server, call)
