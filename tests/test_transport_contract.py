@@ -28,8 +28,8 @@ from server.transport.packets import ContractPacket, ContractSocketServer
 from server.transport.tuning import OrjsonModule, PacketQueue
 from server.transport.websocket import DetachedWebSocket, EngineIOConnection
 from tests.conftest import LiveServer, make_settings, serve
-from tests.sio import RecordingClient
-from tests.waiting import until
+from tests.support.sio import RecordingClient
+from tests.support.waiting import until
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 ENGINEIO_SOCKET = "engineio.async_socket:AsyncSocket"
