@@ -23,10 +23,10 @@ from server.calls.status import CallStatus
 from server.chat import clock
 from server.voice.keys import VOICE_CALLS
 from tests.conftest import LiveServer, make_settings, serve
-from tests.sio import RecordingClient
+from tests.support.sio import RecordingClient
+from tests.support.voice_client import Caller
+from tests.support.waiting import until
 from tests.test_calls_rest import ISO_MS, api, call_json, place_call
-from tests.voice_client import Caller
-from tests.waiting import until
 
 
 async def stored(call_id: str) -> Call:
@@ -128,6 +128,7 @@ async def test_the_call_stays_while_another_peer_is_in_it(any_server: LiveServer
         await b.close()
 
 
+@pytest.mark.slow  # waits for the expiry
 async def test_calls_nobody_joins_or_without_media_expire(quick_expiry: LiveServer) -> None:
     calls = quick_expiry.app[CALLS]
     async with api(quick_expiry) as http:
@@ -145,6 +146,7 @@ async def test_calls_nobody_joins_or_without_media_expire(quick_expiry: LiveServ
         assert (await stored(talking["id"])).status == "IN_PROGRESS"
 
 
+@pytest.mark.slow  # waits for the expiry
 async def test_expiring_a_connecting_call_closes_its_ai_peer(quick_expiry: LiveServer) -> None:
     """An offer answered, but no media ever (the caller never applies the answer)."""
     async with api(quick_expiry) as http:

@@ -12,9 +12,9 @@ from models import ChatMessage
 from server.calls.keys import CALLS, VOICE_CONVERSATION
 from server.calls.sentiment import Sentiment
 from tests.conftest import LiveServer, fake_openai_settings, require, serve
-from tests.fakes.openai_server import FakeOpenAI
+from tests.support.fakes.openai_server import FakeOpenAI
+from tests.support.voice_client import espeak_available, spoken_wav
 from tests.test_voice_pipeline import connect_caller
-from tests.voice_client import espeak_available, spoken_wav
 
 NEGATIVE = '{"sentiment": "negative", "score": 0.15}'
 
@@ -72,6 +72,7 @@ async def openai_call_server(
         yield live
 
 
+@pytest.mark.slow  # a WebRTC call
 async def test_a_live_call_sends_and_stores_the_models_sentiment(
     openai_call_server: LiveServer,
 ) -> None:

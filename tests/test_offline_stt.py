@@ -13,7 +13,7 @@ from server.ai.local.stt import WhisperSTT
 from server.ai.local.transcript_guard import Segment, clean_transcript, token_budget
 from server.ai.speech import SpeechError
 from tests.conftest import require
-from tests.fakes.spoken import espeak_available, silence_wav, tone_wav
+from tests.support.fakes.spoken import espeak_available, silence_wav, tone_wav
 
 SURE = {"no_speech_prob": 0.1, "avg_logprob": -0.3, "compression_ratio": 1.2}
 
@@ -59,6 +59,7 @@ def test_the_token_budget_grows_with_the_audio_and_is_bounded() -> None:
     assert token_budget(60) == 224
 
 
+@pytest.mark.slow  # the model: joined, hashed, loaded
 def test_the_shipped_model_is_joined_once_and_checked_every_time(tmp_path: Path) -> None:
     folder = whisper_files.shipped_base(tmp_path)
     assert folder == tmp_path / "whisper-base"
@@ -82,6 +83,7 @@ def test_whisper_model_names_a_folder_or_a_model(tmp_path: Path) -> None:
     assert not (tmp_path / "whisper-base").exists()
 
 
+@pytest.mark.slow  # the model: joined, hashed, loaded
 async def test_a_model_that_cannot_load_is_a_clear_speech_error(tmp_path: Path) -> None:
     stt = WhisperSTT(model=str(tmp_path))  # a folder without a model
     try:
@@ -98,6 +100,7 @@ def whisper_cache() -> Path:
     return ROOT / "data" / "models"
 
 
+@pytest.mark.slow  # the model: joined, hashed, loaded
 async def test_korean_is_heard_offline_and_silence_is_nothing(whisper_cache: Path) -> None:
     require(espeak_available(), "espeak-ng is not installed")
     stt = WhisperSTT(language="ko", cache_dir=whisper_cache, threads=min(4, os.cpu_count() or 1))

@@ -25,13 +25,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from playwright.async_api import Page, async_playwright
 
 from server.calls.prompts import CALL_GREETING
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
 from tests.conftest import require
-from tests.fakes.spoken import silence_wav
-from tests.processes import ROOT
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
+from tests.support.fakes.spoken import silence_wav
+from tests.support.processes import ROOT
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CALLER_IP, RELAY_CALLER_SIDE = "10.99.1.2", "10.99.1.1"
 SERVER_IP, RELAY_SERVER_SIDE = "10.99.2.2", "10.99.2.1"
