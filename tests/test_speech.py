@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from server.ai.audio import decode_to_pcm, wav_bytes
+from server.ai.local.spoken_numbers import speakable_numbers
 from server.ai.local.stt import WhisperSTT
 from server.ai.local.tts import EspeakTTS
 from server.ai.speech import SpeechError, create_speech
@@ -208,3 +209,26 @@ async def test_openai_speech_models_and_language_are_configurable(sqlite_url: st
     assert fake.transcriptions[0]["model"] == "whisper-1"
     assert "language" not in fake.transcriptions[0]
     assert fake.speeches[0]["model"] == "tts-1"
+
+
+@pytest.mark.parametrize(
+    ("written", "spoken"),
+    [
+        ("전화 010-1234-5678로 하세요", "전화 공일공, 일이삼사, 오육칠팔로 하세요"),
+        ("보건복지상담센터(국번 없이 129)", "보건복지상담센터(국번 없이 일이구)"),
+        ("자살예방상담전화 109, 1577-0199", "자살예방상담전화 일공구, 일오칠칠, 공일구구"),
+        ("65세 이상 129명, 월 30만 원", "65세 이상 129명, 월 30만 원"),  # quantities stay
+    ],
+)
+def test_offline_korean_speech_reads_phone_numbers_digit_by_digit(
+    written: str, spoken: str
+) -> None:
+    assert speakable_numbers(written) == spoken
+
+
+async def test_espeak_says_the_phone_number_digit_by_digit() -> None:
+    """What espeak-ng is given: the digits' names, not a thousands-and-hundreds quantity."""
+    require(espeak_available(), "espeak-ng is not installed")
+    tts = EspeakTTS()
+    by_digit = await tts.synthesize("공일공, 일이삼사, 오육칠팔")
+    assert await tts.synthesize("010-1234-5678") == by_digit

@@ -11,6 +11,7 @@ import shutil
 import time
 
 from server.ai.audio import fix_streamed_wav_sizes
+from server.ai.local.spoken_numbers import speakable_numbers
 from server.ai.speech import FirstByte, SpeechError
 from server.metrics import PROVIDER_SECONDS
 
@@ -32,6 +33,8 @@ class EspeakTTS:
         if program is None:
             raise SpeechError(INSTALL_HINT)
         started = time.monotonic()
+        if self.voice == "ko":  # phone numbers and hotlines digit by digit, as people say them
+            text = speakable_numbers(text)
         # the text goes in on stdin: as an argument, a reply starting with '-' is an option
         process = await asyncio.create_subprocess_exec(
             program,
