@@ -35,6 +35,8 @@ def test_repetition_loops_are_cut_to_one() -> None:
     loop = "또는, " + ", ".join(["이 영상은"] * 40)
     assert clean_transcript([segment(loop)]) == "또는, 이 영상은"
     assert clean_transcript([segment("1,2,3," + "4," * 60)]) == "1,2,3,4,"
+    leaked = "청년 임산부 청년 임산부 청년 임산부 청년"  # hotwords, looped
+    assert clean_transcript([segment(leaked)]) == "청년 임산부 청년"
     # ordinary text, a phone number with repeated digits, a short repetition: unchanged
     for text in ("노인 복지 서비스 알려주세요", "010-1111-2222로 전화 주세요", "네 네 네"):
         assert clean_transcript([segment(text)]) == text

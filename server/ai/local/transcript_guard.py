@@ -28,8 +28,9 @@ CAPTION_PATTERNS = re.compile(
     r"|thank(s| you) for watching|please subscribe|subtitles? by)",
     re.IGNORECASE,
 )
-# a phrase 4+ times in a row, or one character 8+ times (a phone number's 1111 stays)
-_REPEATED_PHRASE = re.compile(r"(.{2,30}?)(?:[\s,.]*\1){3,}", re.DOTALL)
+# a phrase (two or more letters) 3+ times in a row, or one character 8+ times (a phone
+# number's 1111 stays, and so does "네 네 네")
+_REPEATED_PHRASE = re.compile(r"(\S.{0,28}?\S)(?:[\s,.]*\1){2,}", re.DOTALL)
 _REPEATED_CHARACTER = re.compile(r"(\S)(?:[\s,.]*\1){7,}")
 TOKENS_PER_SECOND = 12  # Korean runs ~5 syllables a second, ~2 tokens each at most
 MIN_TOKENS = 24
