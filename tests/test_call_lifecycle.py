@@ -194,3 +194,8 @@ async def test_expiry_is_safe_on_many_instances(any_server: LiveServer) -> None:
     fresh = await first.create("01012345678")
     assert await expire_once(first, 120) == 0
     assert (await stored(fresh.id)).status == "RINGING"
+    # so is one in use over REST (`conversation/process` touches it)
+    used = await first.create("01012345678")
+    await Call.filter(id=used.id).update(updated_at=old)
+    await first.touch(used.id)
+    assert await expire_once(first, 120) == 0

@@ -68,6 +68,7 @@ class ConversationProcessor:
             on_sentiment=judged.append,
         )  # fmt: skip
         sentiment = judged[0] if judged else await self.sentiment.analyze(transcript)
+        await self.calls.touch(call.id)  # a REST-only call in use does not expire
         try:
             spoken = await self.speech.tts.synthesize(speakable(reply) or reply)
         except SpeechError as exc:

@@ -157,6 +157,13 @@ class CallService:
                 continue  # connected, ended or expired by another instance meanwhile
         return expired
 
+    async def touch(self, call_id: str) -> None:
+        """A turn was spoken over REST (`conversation/process`) on a call still setting up:
+        it is in use, so its set-up timeout starts again."""
+        await Call.filter(id=call_id, status__in=[s.value for s in SETTING_UP]).update(
+            updated_at=clock.now()
+        )
+
     async def _finish(self, call: Call) -> Call:
         if call.status == CallStatus.IN_PROGRESS:
             return await self.end(call.id)
