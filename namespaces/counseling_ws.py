@@ -21,7 +21,7 @@ from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
 
 from server.auth import Refused
 from server.chat.clock import to_ms
-from server.chat.ratelimit import make_limiter
+from server.conversation.ratelimit import make_limiter
 from server.counseling import (
     ConversationStore,
     CounselingRequest,

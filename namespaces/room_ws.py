@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from server.auth import Refused, request_grant
 from server.chat import clock
-from server.chat.ratelimit import make_limiter
+from server.conversation.ratelimit import make_limiter
 from server.errors import TEMPORARY_FAILURE, ChatError, invalid_field
 from server.fanout import RedisChannels
 from server.keys import LLM_CLIENT, REDIS, SETTINGS, TOOLBOX

@@ -23,11 +23,11 @@ from server import db
 from server.ai.factory import create_llm
 from server.ai.prompts import WELFARE_CHAT_SYSTEM_PROMPT
 from server.chat.history import HistoryStore
-from server.chat.ratelimit import make_limiter
+from server.conversation.ratelimit import make_limiter
 from server.chat.reaper import run_reaper
 from server.chat.service import ChatService
 from server.chat.sessions import ChatSessionService
-from server.chat.tools import Toolbox, welfare_tool
+from server.conversation.tools import Toolbox, welfare_tool
 from server.config import ROOT, Settings
 from server.errors import TEMPORARY_FAILURE
 from server.fanout import LocalManager, RoomChannelRedisManager

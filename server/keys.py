@@ -8,7 +8,7 @@ from redis.asyncio import Redis
 
 from server.ai.base import LLM
 from server.chat.service import ChatService
-from server.chat.tools import Toolbox
+from server.conversation.tools import Toolbox
 from server.config import Settings
 from server.welfare import WelfareCatalog
 

@@ -16,8 +16,8 @@ from server.agents.llms import AgentLLMs
 from server.agents.reports import AutoReports
 from server.agents.service import AgentChatService, ChatRequest
 from server.auth import weak_secret
-from server.chat.ratelimit import make_limiter
-from server.chat.tools import Toolbox
+from server.conversation.ratelimit import make_limiter
+from server.conversation.tools import Toolbox
 from server.config import Settings
 
 __all__ = ["AgentChatService", "ChatRequest", "build_agent_chat"]

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from server.chat.lanes import Lanes
+from server.conversation.lanes import Lanes
 
 
 @dataclass(frozen=True, slots=True)

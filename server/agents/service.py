@@ -31,10 +31,10 @@ from server.agents.texts import (
 from server.agents.tools import AgentToolbox
 from server.ai.base import PromptMessage
 from server.auth import Grant
-from server.chat.lanes import Lanes
-from server.chat.ratelimit import Limiter
-from server.chat.tools import Toolbox
-from server.chat.turn import log_turn_failure, run_turn
+from server.conversation.lanes import Lanes
+from server.conversation.ratelimit import Limiter
+from server.conversation.tools import Toolbox
+from server.conversation.turn import log_turn_failure, run_turn
 from server.db import DB_UNAVAILABLE_ERRORS
 from server.errors import (
     AGENT_NOT_FOUND,

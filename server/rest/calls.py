@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from models.calls import Call
 from server.ai.audio import upload_filename
-from server.ai.speech import create_speech
+from server.ai.factory import create_speech
 from server.auth import Refused, request_grant
 from server.calls.conversation import VoiceConversation
 from server.calls.errors import (

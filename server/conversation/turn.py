@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from server.ai.base import LLM, PromptMessage, ProviderError, TextDelta
-from server.chat.tools import Toolbox
+from server.conversation.tools import Toolbox
 from server.errors import AI_FAILED, ChatError
 from server.metrics import PROVIDER_SECONDS
 
