@@ -13,7 +13,7 @@ import pytest
 import socketio
 
 from models import ChatMessage
-from server.errors import invalid_field
+from server.texts import invalid_field
 from tests.conftest import LiveServer, make_settings, serve
 from tests.sio import RecordingClient, joined_chat_client
 

@@ -25,7 +25,7 @@ from urllib.parse import unquote, urlsplit
 import aiomysql
 import socketio
 
-from server.errors import TEMPORARY_FAILURE
+from server.texts import TEMPORARY_FAILURE
 from tests.conftest import MYSQL_SERVER_URL, _mysql_reachable, fresh_database, require
 from tests.processes import ServerProcess, health, server_process
 from tests.sio import RecordingClient

@@ -14,8 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from server.calls.keys import CALLS
-from server.voice.keys import VOICE_CALLS
+from server.keys import CALLS, VOICE_CALLS
 from tests.bench.voice_report import parse_metrics
 from tests.conftest import LiveServer, fake_openai_settings, require, serve
 from tests.fakes.openai_server import FakeOpenAI

@@ -15,15 +15,9 @@ from server.conversation.lanes import Lanes
 from server.conversation.ratelimit import Limiter
 from server.conversation.tools import Toolbox
 from server.conversation.turn import DeltaSink, answer_within
-from server.errors import (
-    GREETING,
-    MESSAGE_EMPTY,
-    RATE_LIMITED,
-    SESSION_NOT_FOUND,
-    ChatError,
-    message_too_long,
-)
+from server.errors import ChatError
 from server.logs import preview
+from server.texts import GREETING, MESSAGE_EMPTY, RATE_LIMITED, SESSION_NOT_FOUND, message_too_long
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 
 from server.ai.base import LLM, PromptMessage, ProviderError, TextDelta
 from server.conversation.tools import Toolbox
-from server.errors import AI_FAILED, ChatError
+from server.errors import ChatError
 from server.metrics import PROVIDER_SECONDS
+from server.texts import AI_FAILED
 
 log = logging.getLogger(__name__)
 

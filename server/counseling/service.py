@@ -16,15 +16,15 @@ from server.conversation.turn import answer_within
 from server.counseling.prompts import Emotion, system_prompt
 from server.counseling.store import ConversationStore
 from server.db import DB_UNAVAILABLE_ERRORS
-from server.errors import (
+from server.errors import ChatError
+from server.logs import preview
+from server.metrics import TurnClock
+from server.texts import (
     COUNSELING_MESSAGE_EMPTY,
     COUNSELING_RATE_LIMITED,
     TEMPORARY_FAILURE,
-    ChatError,
     message_too_long,
 )
-from server.logs import preview
-from server.metrics import TurnClock
 
 log = logging.getLogger(__name__)
 

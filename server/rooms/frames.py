@@ -11,7 +11,8 @@ from typing import Any
 
 import orjson
 
-from server.errors import MESSAGE_EMPTY, ChatError, invalid_field, message_too_long
+from server.errors import ChatError
+from server.texts import MESSAGE_EMPTY, invalid_field, message_too_long
 
 CHAT_MESSAGE = "chat.message"
 LLM_INVOKE = "llm.invoke"
