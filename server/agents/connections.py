@@ -92,9 +92,6 @@ class ConnectionRegistry:
             if project_id is None or project_id in entry.projects
         ]
 
-    def links(self) -> list[ClientLink]:
-        return [entry.link for entry in self._entries.values()]
-
     @asynccontextmanager
     async def block(self, client_id: str) -> AsyncIterator[None]:
         async with self._blocks.lane(client_id):
