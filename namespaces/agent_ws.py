@@ -55,6 +55,11 @@ class ChatFrame(Payload):
     images: list[str] = Field(default_factory=list)
 
 
+class AuthFrame(Payload):
+    type: Literal["auth"]
+    token: str
+
+
 def frame_of(event: AgentEvent) -> dict[str, Any]:
     match event:
         case ReplyStarted():
@@ -66,7 +71,7 @@ def frame_of(event: AgentEvent) -> dict[str, Any]:
         case AutoReport(content=content):
             return {"type": "auto_report", "content": content}
         case Failure(message=message):
-            return {"type": "error", "message": message}
+            return error_frame(message)
         case _:
             assert_never(event)
 
@@ -181,6 +186,7 @@ async def _on_text(
 
 
 async def _token_from_first_frame(ws: web.WebSocketResponse) -> str | None:
+    """The token of a first frame `{type: 'auth', token}`; None for anything else."""
     try:
         msg = await ws.receive(timeout=AUTH_FRAME_TIMEOUT_SECONDS)
     except TimeoutError:
@@ -188,10 +194,6 @@ async def _token_from_first_frame(ws: web.WebSocketResponse) -> str | None:
     if msg.type is not WSMsgType.TEXT:
         return None
     try:
-        data = orjson.loads(msg.data)
-    except orjson.JSONDecodeError:
+        return parse(AuthFrame, orjson.loads(msg.data)).token
+    except (orjson.JSONDecodeError, InvalidField):
         return None
-    if isinstance(data, dict) and data.get("type") == "auth":
-        token = data.get("token")
-        return token if isinstance(token, str) else None
-    return None
