@@ -29,7 +29,7 @@ from server.texts import (
     TEMPORARY_FAILURE,
 )
 from tests.conftest import LiveServer, make_settings, serve
-from tests.sio import RecordingClient
+from tests.support.sio import RecordingClient
 
 SECRET = "a-test-secret-long-enough-for-hs256-and-for-hs512-at-64-bytes-or-more"
 WRONG_SECRET = "another-secret-long-enough-for-hs256-and-hs512-at-64-bytes-or-more"

@@ -31,7 +31,7 @@ from server.texts import (
     message_too_long,
 )
 from tests.conftest import LiveServer, make_settings, require, serve
-from tests.fakes.gemini_server import running_fake_gemini
+from tests.support.fakes.gemini_server import running_fake_gemini
 
 TS = 1704902400000
 END = ("ai_stream_complete", "ai_stream_error")

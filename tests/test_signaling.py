@@ -13,9 +13,9 @@ from models.calls import Call
 from server.keys import VOICE_CALLS
 from server.texts import CALL_FINISHED, CALL_NOT_FOUND, invalid_field
 from tests.conftest import LiveServer, make_settings, serve
-from tests.sio import RecordingClient
-from tests.voice_client import Caller
-from tests.waiting import until
+from tests.support.sio import RecordingClient
+from tests.support.voice_client import Caller
+from tests.support.waiting import until
 
 BROWSER_CANDIDATE = {
     "candidate": "candidate:842163049 1 udp 1677729535 127.0.0.1 50000 typ host generation 0",

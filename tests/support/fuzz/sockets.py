@@ -31,8 +31,8 @@ from server.texts import (
     message_too_long,
     unknown_type,
 )
-from tests.fuzz import junk
-from tests.fuzz.shapes import Spec, not_strings, objects, strings
+from tests.support.fuzz import junk
+from tests.support.fuzz.shapes import Spec, not_strings, objects, strings
 
 MAX_MESSAGE = 2000
 FRAME_TIMEOUT_SECONDS = 30.0
