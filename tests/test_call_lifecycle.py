@@ -17,11 +17,10 @@ import pytest
 from models.calls import Call
 from server.calls.errors import illegal_transition
 from server.calls.expiry import expire_once
-from server.calls.keys import CALLS
 from server.calls.service import CallService
 from server.calls.status import CallStatus
 from server.chat import clock
-from server.voice.keys import VOICE_CALLS
+from server.keys import CALLS, VOICE_CALLS
 from tests.conftest import LiveServer, make_settings, serve
 from tests.support.sio import RecordingClient
 from tests.support.voice_client import Caller

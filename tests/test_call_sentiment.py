@@ -9,8 +9,8 @@ import aiohttp
 import pytest
 
 from models import ChatMessage
-from server.calls.keys import CALLS, VOICE_CONVERSATION
 from server.calls.sentiment import Sentiment
+from server.keys import CALLS, VOICE_CONVERSATION
 from tests.conftest import LiveServer, fake_openai_settings, require, serve
 from tests.support.fakes.openai_server import FakeOpenAI
 from tests.support.voice_client import espeak_available, spoken_wav

@@ -1,4 +1,4 @@
-"""The speech interfaces: speech-to-text and text-to-speech, and picking them from settings.
+"""The speech interfaces: speech-to-text and text-to-speech (`server.ai.factory` picks them).
 
 Like the chat models (`server.ai.base`), every provider implements one small interface:
 `openai` (`STT_MODEL`, `TTS_MODEL`) and `local` (offline: Whisper base, espeak-ng).
@@ -6,13 +6,9 @@ Like the chat models (`server.ai.base`), every provider implements one small int
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
-
-if TYPE_CHECKING:  # kept light: the offline recognizer's worker process imports this module
-    from server.config import Settings
+from typing import Protocol
 
 FirstByte = Callable[[], None]
 
@@ -60,30 +56,3 @@ class Speech:
             close = getattr(part, "aclose", None)
             if close is not None:
                 await close()
-
-
-def create_speech(settings: Settings) -> Speech:
-    """OpenAI speech when the `openai` provider is usable (a key or an own base URL), else
-    the offline pair. Gemini has no speech API here: it gets the offline pair too."""
-    if settings.provider == "openai" and (settings.openai_api_key or settings.openai_base_url):
-        from server.ai.openai.stt import OpenAISTT
-        from server.ai.openai.tts import OpenAITTS
-
-        return Speech(
-            OpenAISTT(settings, model=settings.stt_model, language=settings.speech_language),
-            OpenAITTS(settings, voice=settings.tts_voice, model=settings.tts_model),
-        )
-    from server.ai.local.stt import KOREAN_HOTWORDS, WhisperSTT
-    from server.ai.local.tts import EspeakTTS
-
-    hotwords = settings.whisper_hotwords
-    if hotwords is None:
-        hotwords = KOREAN_HOTWORDS if settings.speech_language == "ko" else ""
-    stt = WhisperSTT(
-        model=settings.whisper_model,
-        language=settings.speech_language,
-        hotwords=hotwords,
-        cache_dir=settings.whisper_cache_dir,
-        threads=min(4, os.cpu_count() or 1),
-    )
-    return Speech(stt, EspeakTTS())
