@@ -173,7 +173,7 @@ async function hangUp(endOnServer) {
     try {
       showStatus((await api('POST', `/api/v1/calls/${call.id}/end`)).call);
     } catch (err) {
-      showError(err.message); // e.g. a call that never connected cannot be ENDED
+      showError(err.message); // e.g. a call already over
       await refreshStatus();
     }
   }
