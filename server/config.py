@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     voice_greeting_delay_ms: int = Field(default=2000, ge=0)  # media connected -> greeting
     # a call still RINGING or CONNECTING this long after its last change FAILS
     call_setup_timeout_seconds: float = Field(default=120.0, gt=0)
+    # a call in progress no instance has reported alive this long ENDS (its instance died)
+    call_stale_seconds: float = Field(default=300.0, gt=0)
 
     cors_origin: str = "*"
     redis_url: str | None = None
@@ -141,4 +143,10 @@ class Settings(BaseSettings):
     def call_expiry_interval_seconds(self) -> float:
         """How often calls stuck in set-up are looked for: a quarter of the timeout, at most
         every 30 s, so a call is expired at most a quarter late."""
-        return min(30.0, self.call_setup_timeout_seconds / 4)
+        return min(30.0, self.call_setup_timeout_seconds / 4, self.call_stale_seconds / 4)
+
+    @property
+    def call_heartbeat_seconds(self) -> float:
+        """How often an instance reports its calls in progress alive: five times within
+        `CALL_STALE_SECONDS`, so a slow pass or two never ends a live call."""
+        return self.call_stale_seconds / 5

@@ -37,7 +37,7 @@ from server.ai.factory import create_llm, create_speech
 from server.ai.prompts import WELFARE_CHAT_SYSTEM_PROMPT
 from server.auth import weak_secret
 from server.calls.conversation import VoiceConversation
-from server.calls.expiry import run_call_expiry
+from server.calls.expiry import run_call_expiry, run_call_heartbeat
 from server.calls.rtc import IceConfig
 from server.calls.sentiment import SentimentAnalyzer
 from server.calls.service import CallService
@@ -184,6 +184,7 @@ async def _calls(app: web.Application) -> AsyncIterator[None]:
                 app[CALLS],
                 settings.call_setup_timeout_seconds,
                 settings.call_expiry_interval_seconds,
+                settings.call_stale_seconds,
             )
         ),
     ]
@@ -217,9 +218,15 @@ async def _voice(app: web.Application) -> AsyncIterator[None]:
 
     app[CALLS].add_end_listener(close_peers)
     app[VOICE_CALLS] = ai_calls
+    # the calls in progress here are alive: another instance must not end them as stale
+    heartbeat = asyncio.create_task(
+        run_call_heartbeat(app[CALLS], ai_calls.call_ids, app[SETTINGS].call_heartbeat_seconds)
+    )
     try:
         yield
     finally:
+        heartbeat.cancel()
+        await asyncio.gather(heartbeat, return_exceptions=True)
         await ai_calls.close_all()
 
 

@@ -198,3 +198,20 @@ async def test_expiry_is_safe_on_many_instances(any_server: LiveServer) -> None:
     await Call.filter(id=used.id).update(updated_at=old)
     await first.touch(used.id)
     assert await expire_once(first, 120) == 0
+
+
+async def test_calls_in_progress_whose_instance_died_end(any_server: LiveServer) -> None:
+    """An instance carrying a call's media reports it alive; when none does for
+    `CALL_STALE_SECONDS` (the instance died without hanging up), the call ENDS."""
+    calls = any_server.app[CALLS]
+    orphaned, carried = [await calls.create("01012345678") for _ in range(2)]
+    for call in (orphaned, carried):
+        await calls.media_flowing(call.id)
+    old = clock.now() - timedelta(minutes=10)
+    await Call.filter(id__in=[orphaned.id, carried.id]).update(updated_at=old)
+    await calls.keep_alive([carried.id])  # its instance's heartbeat
+    assert await expire_once(calls, 120, stale_seconds=300) == 1
+    assert await is_over(orphaned.id, "ENDED")
+    assert (await stored(carried.id)).status == "IN_PROGRESS"
+    # a fresh call in progress is not stale
+    assert await expire_once(calls, 120, stale_seconds=300) == 0

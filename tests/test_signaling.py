@@ -212,6 +212,8 @@ async def test_trickled_candidates_reach_the_ai_peer_and_the_call_connects(
         assert remote == {(line.split()[4], int(line.split()[5])) for line in candidates}
         await until(lambda: ai_call.media_flowed, timeout=20)
         await until(lambda: status_is(call["id"], "IN_PROGRESS"), timeout=20)
+        # this instance carries the call: its heartbeat keeps it from being ended as stale
+        assert loopback_server.app[VOICE_CALLS].call_ids() == {call["id"]}
         await c.sio.eio.disconnect(abort=True)  # the caller's socket drops
         await until(lambda: status_is(call["id"], "ENDED"), timeout=20)
         assert ai_call.closed and len(loopback_server.app[VOICE_CALLS]) == 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime
 from typing import Any
 
@@ -156,6 +156,28 @@ class CallService:
             except (IllegalTransition, CallNotFound):
                 continue  # connected, ended or expired by another instance meanwhile
         return expired
+
+    async def keep_alive(self, call_ids: Collection[str]) -> None:
+        """This instance still carries these calls' media: their `updated_at` says so, so
+        `expire_stale` leaves them alone."""
+        if call_ids:
+            await Call.filter(id__in=list(call_ids), status=CallStatus.IN_PROGRESS.value).update(
+                updated_at=clock.now()
+            )
+
+    async def expire_stale(self, older_than: datetime) -> list[Call]:
+        """END every call IN_PROGRESS that no instance has kept alive since `older_than`:
+        the instance that carried its media stopped (a crash, a kill) without hanging up."""
+        stale = await Call.filter(
+            status=CallStatus.IN_PROGRESS.value, updated_at__lt=older_than
+        ).values_list("id", flat=True)
+        ended: list[Call] = []
+        for call_id in stale:
+            try:
+                ended.append(await self.end(str(call_id)))
+            except (IllegalTransition, CallNotFound):
+                continue  # ended by someone else meanwhile
+        return ended
 
     async def touch(self, call_id: str) -> None:
         """A turn was spoken over REST (`conversation/process`) on a call still setting up:

@@ -32,6 +32,10 @@ class AICalls:
     def get(self, session_id: str, peer_id: str) -> AICall | None:
         return self._calls.get((session_id, peer_id))
 
+    def call_ids(self) -> set[str]:
+        """The calls this process carries media for (their heartbeat, `server.calls.expiry`)."""
+        return {c.call_id for c in self._calls.values() if c.media_flowed and not c.closed}
+
     def of_call(self, call_id: str) -> list[AICall]:
         return [c for c in self._calls.values() if c.call_id == call_id]
 
