@@ -120,6 +120,9 @@ async def server_process(tmp_path: Path, **env: str) -> AsyncIterator[ServerProc
         "OPENAI_API_KEY": "",
         "GEMINI_API_KEY": "",
         "LOG_LEVEL": "INFO",
+        # the offline recognizer's model (~2 s of CPU, ~350 MB) loads at the first
+        # utterance rather than at every test server's start
+        "STT_PRELOAD": "0",
         **env,
     }
     inherited = {k: v for k, v in os.environ.items() if k != "OPENAI_BASE_URL"}
