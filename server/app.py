@@ -35,6 +35,7 @@ from server.keys import CATALOG, CHAT, LLM_CLIENT, REDIS, SETTINGS, SIO, TOOLBOX
 from server.metrics import add_metrics_route
 from server.rest.chat import add_chat_routes
 from server.rest.openapi import ApiRegistry, add_docs_routes
+from server.safety.setup import SAFETY, safety_layer
 from server.sio_packets import ContractSocketServer
 from server.sio_tuning import OrjsonModule, PingWheel, use_lean_websockets, use_small_queues
 from server.welfare import WelfareCatalog
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
 
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(safety_layer)
     app.cleanup_ctx.append(_chat_core)
     app.cleanup_ctx.append(_reaper)
     app.on_shutdown.append(_graceful_shutdown)
@@ -133,6 +135,7 @@ async def _chat_core(app: web.Application) -> AsyncIterator[None]:
         max_message_length=settings.max_message_length,
         context_messages=settings.history_context_messages,
         ai_timeout_seconds=settings.ai_timeout_seconds,
+        safety=app[SAFETY],
     )
     log.info("chat core ready", extra={"provider": llm.name, "services": len(catalog)})
     try:

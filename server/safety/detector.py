@@ -7,11 +7,12 @@ Matching morphemes rather than substrings lets conjugation and spacing vary (죽
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from server import korean
-from server.safety.lexicon import CATEGORIES, Category, Entry, Level, load_lexicon, nouns_of
+from server.safety.lexicon import CATEGORIES, LEVELS, Category, Entry, Level, load_lexicon, nouns_of
 
 MAX_GAP = 4  # morphemes allowed between two words of a pattern
 MAX_CHARS = 4000  # longer text is cut: no message of any protocol is longer
@@ -25,6 +26,17 @@ class SafetyFlag:
 
     def as_metadata(self) -> dict[str, str]:
         return {"category": self.category, "level": self.level}
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, Any] | None) -> SafetyFlag | None:
+        """The flag a stored message's `metadata.safety` records, if any."""
+        stored = (metadata or {}).get("safety")
+        if not isinstance(stored, Mapping):
+            return None
+        category, level = stored.get("category"), stored.get("level")
+        if category in CATEGORIES and level in LEVELS:
+            return cls(category, level)
+        return None
 
 
 class CrisisDetector:

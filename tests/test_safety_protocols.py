@@ -1,0 +1,199 @@
+"""A message at risk gets the crisis lines on every protocol, with the offline provider and
+with fake OpenAI/Gemini servers whose replies never mention them; a saying does not; the
+stored metadata, `/metrics` and the operator's webhook record it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
+
+from models import ChatMessage
+from server.config import Settings
+from server.safety.replies import CRISIS_INSTRUCTION, REQUIRED_LINES
+from tests.conftest import LiveServer, fake_openai_settings, make_settings, serve
+from tests.fakes.gemini_server import running_fake_gemini
+from tests.fakes.openai_server import running_fake_openai
+from tests.sio import joined_chat_client
+from tests.waiting import until
+
+AT_RISK = "요즘 너무 힘들어서 죽고 싶어요"
+SAYING = "힘들어 죽겠네 노인 일자리 있나요"
+SUICIDE_LINES = REQUIRED_LINES["suicide"]
+CRISIS_MARK = CRISIS_INSTRUCTION.split("]")[0] + "]"  # "[안전 안내]", in the model's prompt
+
+
+def has_lines(text: str, lines: tuple[str, ...] = SUICIDE_LINES) -> bool:
+    return all(line in text for line in lines)
+
+
+class Receiver:
+    """An operator's webhook endpoint on a port of its own."""
+
+    def __init__(self) -> None:
+        self.alerts: list[dict[str, Any]] = []
+        self.url = ""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.alerts.append(await request.json())
+        return web.Response(status=204)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    got = Receiver()
+    app = web.Application()
+    app.router.add_post("/hook", got.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    got.url = f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
+    yield got
+    await runner.cleanup()
+
+
+async def flags(live: LiveServer, protocol: str, category: str = "suicide") -> float:
+    async with aiohttp.ClientSession() as http, http.get(f"{live.url}/metrics") as response:
+        text = await response.text()
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "mobok_safety_flags_total"
+        and s.labels.get("protocol") == protocol
+        and s.labels.get("category") == category
+    )
+
+
+Provider = Callable[[str], Any]
+
+
+@asynccontextmanager
+async def provider_server(name: str, database_url: str, **overrides: Any) -> AsyncIterator[Any]:
+    """A live server whose model is `name`: local, or the fake OpenAI or Gemini server."""
+    if name == "local":
+        async with serve(make_settings(database_url, **overrides)) as live:
+            yield live, None
+    elif name == "openai":
+        async with running_fake_openai() as fake:
+            async with serve(fake_openai_settings(database_url, fake, **overrides)) as live:
+                yield live, fake
+    else:
+        async with running_fake_gemini() as fake:
+            settings = make_settings(
+                database_url,
+                ai_provider="gemini",
+                gemini_api_key="test-key",
+                gemini_base_url=fake.url,
+                **overrides,
+            )
+            async with serve(settings) as live:
+                yield live, fake
+
+
+def model_prompts(fake: Any) -> list[str]:
+    """The system prompts the fake model was sent."""
+    if fake is None:
+        return []
+    if hasattr(fake, "requests") and fake.requests and isinstance(fake.requests[0], dict):
+        return [str(r["messages"][0].get("content")) for r in fake.requests]
+    return [
+        str(((r.body.get("systemInstruction") or {}).get("parts") or [{}])[0].get("text"))
+        for r in fake.requests
+    ]
+
+
+PROVIDERS = ["local", "openai", "gemini"]
+
+
+# --- /chat -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_chat_answers_a_message_at_risk_with_the_lines_first(
+    provider: str, sqlite_url: str, receiver: Receiver
+) -> None:
+    async with provider_server(provider, sqlite_url, safety_webhook_url=receiver.url) as (
+        live,
+        fake,
+    ):
+        before = await flags(live, "/chat")
+        client, session_id = await joined_chat_client(live.url)
+        try:
+            await client.call("send-message", {"sessionId": session_id, "message": AT_RISK})
+            reply = await client.next("ai-message")
+            first_chunk = await client.next("ai-message-chunk")
+        finally:
+            await client.close()
+        assert has_lines(reply["content"]), reply["content"]
+        assert has_lines(first_chunk["content"])  # the lines come first, before the model
+        if fake is not None:
+            assert "검색 결과" in reply["content"] or "답변" in reply["content"]  # the model too
+            assert any(CRISIS_MARK in p for p in model_prompts(fake))
+        rows = await ChatMessage.filter(session_id=session_id).order_by("created_at")
+        user, answer = rows[1], rows[2]
+        assert user.metadata and user.metadata["safety"] == {
+            "category": "suicide",
+            "level": "medium",
+        }
+        assert answer.metadata and answer.metadata["safety"]["category"] == "suicide"
+        assert answer.content == reply["content"]
+        assert await flags(live, "/chat") == before + 1
+        await until(lambda: receiver.alerts, what="the webhook alert")
+        alert = receiver.alerts[0]
+        assert (alert["protocol"], alert["sessionId"], alert["category"]) == (
+            "/chat",
+            session_id,
+            "suicide",
+        )
+
+
+async def test_chat_keeps_the_lines_when_the_model_fails(sqlite_url: str) -> None:
+    async with running_fake_openai() as fake:
+        fake.fail_status = 500
+        async with serve(fake_openai_settings(sqlite_url, fake)) as live:
+            client, session_id = await joined_chat_client(live.url)
+            try:
+                await client.call("send-message", {"sessionId": session_id, "message": AT_RISK})
+                reply = await client.next("ai-message")
+                assert await client.nothing("error")
+            finally:
+                await client.close()
+    assert has_lines(reply["content"])
+
+
+@pytest.mark.parametrize("provider", ["local", "openai"])
+async def test_chat_a_saying_is_an_ordinary_question(provider: str, sqlite_url: str) -> None:
+    async with provider_server(provider, sqlite_url) as (live, fake):
+        before = await flags(live, "/chat")
+        client, session_id = await joined_chat_client(live.url)
+        try:
+            await client.call("send-message", {"sessionId": session_id, "message": SAYING})
+            reply = await client.next("ai-message")
+        finally:
+            await client.close()
+        assert "109" not in reply["content"] and "1. " in reply["content"]
+        rows = await ChatMessage.filter(session_id=session_id).order_by("created_at")
+        assert all("safety" not in (r.metadata or {}) for r in rows)
+        assert await flags(live, "/chat") == before
+        if fake is not None:
+            assert not any(CRISIS_MARK in p for p in model_prompts(fake))
+            assert all("1577-0199" in p for p in model_prompts(fake))  # the risk paragraph
+
+
+async def test_chat_with_a_webhook_that_is_down_still_answers(sqlite_url: str) -> None:
+    settings: Settings = make_settings(sqlite_url, safety_webhook_url="http://127.0.0.1:9/hook")
+    async with serve(settings) as live:
+        client, session_id = await joined_chat_client(live.url)
+        try:
+            await client.call("send-message", {"sessionId": session_id, "message": AT_RISK})
+            reply = await client.next("ai-message")
+        finally:
+            await client.close()
+    assert has_lines(reply["content"])
