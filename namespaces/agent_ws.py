@@ -42,6 +42,7 @@ from server.keys import REDIS, SETTINGS, TOOLBOX
 from server.metrics import CONNECTIONS
 from server.ownership import Kind, admit_websocket
 from server.rest.openapi import ApiRegistry
+from server.safety.setup import SAFETY
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +236,7 @@ def setup_agent_chat(app: web.Application, api: ApiRegistry) -> None:
 
 async def _agent_chat_service(app: web.Application) -> AsyncIterator[None]:
     # runs after the chat core's context: the shared toolbox exists by now
-    service = await build_agent_chat(app[SETTINGS], app[TOOLBOX], app.get(REDIS))
+    service = await build_agent_chat(app[SETTINGS], app[TOOLBOX], app[SAFETY], app.get(REDIS))
     app[AGENT_CHAT] = service
     log.info("agent chat ready", extra={"agents": len(service.directory)})
     try:

@@ -37,6 +37,7 @@ from server.keys import LLM_CLIENT, REDIS, SETTINGS
 from server.metrics import CONNECTIONS
 from server.ownership import Kind, admit_websocket
 from server.rest.openapi import ApiRegistry
+from server.safety.setup import SAFETY
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ async def _counseling_core(app: web.Application) -> AsyncIterator[None]:
         max_message_length=settings.max_message_length,
         ai_timeout_seconds=settings.ai_timeout_seconds,
         delta_flush_seconds=settings.delta_flush_ms / 1000,
+        safety=app[SAFETY],
     )
     pruner = asyncio.create_task(forget_idle_limits(limiter))
     log.info("counseling ready", extra={"provider": llm.name})

@@ -28,6 +28,7 @@ from server.rest.openapi import ApiRegistry, Operation, auth_responses
 from server.rooms import LogUnavailable, RoomService, error_frame, open_room_log, parse_frame
 from server.rooms.registry import ClusterRoomRegistry, RoomRegistry
 from server.rooms.service import ROOM_PROTOCOL
+from server.safety.setup import SAFETY
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ async def _room_service(app: web.Application) -> AsyncIterator[None]:
             context_messages=settings.history_context_messages,
             ai_timeout_seconds=settings.ai_timeout_seconds,
             delta_flush_seconds=settings.delta_flush_ms / 1000,
+            safety=app[SAFETY],
         )
         app[ROOMS] = service
         log.info("rooms ready", extra={"log": room_log.name})

@@ -19,6 +19,7 @@ from server.auth import weak_secret
 from server.chat.ratelimit import make_limiter
 from server.chat.tools import Toolbox
 from server.config import Settings
+from server.safety.layer import SafetyLayer
 
 __all__ = ["AgentChatService", "ChatRequest", "build_agent_chat"]
 
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 async def build_agent_chat(
-    settings: Settings, shared_toolbox: Toolbox, redis: Redis | None = None
+    settings: Settings, shared_toolbox: Toolbox, safety: SafetyLayer, redis: Redis | None = None
 ) -> AgentChatService:
     """The service with everything it needs; close it with `aclose()`."""
     directory = await asyncio.to_thread(AgentDirectory.load, settings.agents_path)
@@ -56,4 +57,5 @@ async def build_agent_chat(
         context_messages=settings.history_context_messages,
         ai_timeout_seconds=settings.ai_timeout_seconds,
         delta_flush_seconds=settings.delta_flush_ms / 1000,
+        safety=safety,
     )

@@ -36,6 +36,7 @@ from server.keys import LLM_CLIENT, SETTINGS, TOOLBOX
 from server.ownership import require_owner
 from server.rest import calls_schemas as schema
 from server.rest.openapi import ApiRegistry, Operation, auth_responses
+from server.safety.setup import SAFETY
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,7 @@ async def _calls_core(app: web.Application) -> AsyncIterator[None]:
         history=HistoryStore(),
         context_messages=settings.history_context_messages,
         ai_timeout_seconds=settings.ai_timeout_seconds,
+        safety=app[SAFETY],
     )
     # the offline model cannot judge feelings: the lexicon does
     app[SENTIMENT] = SentimentAnalyzer(None if llm.name == "local" else llm)
