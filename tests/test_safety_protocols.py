@@ -368,3 +368,31 @@ async def test_process_answers_a_transcript_at_risk_with_the_lines(sqlite_url: s
                     turn = (await resp.json())["data"]["conversation"]
             assert has_lines(turn["aiResponse"]) and turn["aiResponse"].startswith("말씀해")
             assert await flags(live, "/api/v1/calls/conversation/process") == before + 1
+
+
+# --- bad input ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "😀😀😀",
+        "ㅈㄱㅅㅇ",
+        "노인 job 구하고 싶어요 please",
+        "      노      인      ",
+        "가" * 2000,
+        "?",
+    ],
+)
+async def test_chat_bad_input_gets_an_answer_or_the_contracts_error(
+    server: LiveServer, message: str
+) -> None:
+    client, session_id = await joined_chat_client(server.url)
+    try:
+        await client.call("send-message", {"sessionId": session_id, "message": message})
+        reply = await client.next("ai-message", timeout=15)
+    finally:
+        await client.close()
+    assert reply["content"].strip()
+    if message == "ㅈㄱㅅㅇ":  # 죽고 싶어, as chat abbreviates it
+        assert has_lines(reply["content"])
