@@ -138,3 +138,13 @@ async def test_follow_ups_resolve_against_the_previous_answer() -> None:
 async def test_an_ordinal_without_a_previous_list_is_an_ordinary_search() -> None:
     text = await _answer([PromptMessage("user", "두 번째 자세히")])
     assert "앞에서 안내한" not in text
+
+
+async def test_a_follow_up_past_the_end_of_the_list_says_how_many_there_are() -> None:
+    asked = [PromptMessage("user", "기초생활수급자 신청 방법")]
+    first = await _answer(asked)
+    count = sum(1 for line in first.splitlines() if line[:1].isdigit())
+    text = await _answer(
+        [*asked, PromptMessage("assistant", first), PromptMessage("user", "9번째")]
+    )
+    assert text.startswith(f"앞에서 안내한 목록에는 {count}개까지 있어요")

@@ -48,7 +48,7 @@ def listed_before_last_question(messages: Sequence[PromptMessage]) -> list[str]:
 
 def followed_up(messages: Sequence[PromptMessage]) -> tuple[int, str] | None:
     """(position, service name) when the newest user message asks about an item of the
-    previous list."""
+    previous list; (position, "") when that list has no such item."""
     asked = next((m for m in reversed(messages) if m.role == "user"), None)
     if asked is None:
         return None
@@ -59,8 +59,15 @@ def followed_up(messages: Sequence[PromptMessage]) -> tuple[int, str] | None:
     if position == -1:
         position = len(names)
     if not 1 <= position <= len(names):
-        return None
+        return position, ""
     return position, names[position - 1]
+
+
+def not_listed(position: int, listed: int) -> str:
+    return (
+        f"앞에서 안내한 목록에는 {listed}개까지 있어요. "
+        f"1번부터 {listed}번 중에서 궁금한 번호를 말씀해 주세요."
+    )
 
 
 def describe(position: int, service: Mapping[str, Any]) -> str:

@@ -14,7 +14,12 @@ from collections.abc import AsyncIterator, Sequence
 
 from server.ai.base import LLMEvent, PromptMessage, TextDelta, ToolCall, ToolSpec
 from server.welfare import TOOL_NAME, format_services
-from server.welfare.followup import describe, followed_up
+from server.welfare.followup import (
+    describe,
+    followed_up,
+    listed_before_last_question,
+    not_listed,
+)
 
 INTRO = (
     "안녕하세요! 저는 오프라인 모드로 동작하는 복지 서비스 검색 도우미입니다. "
@@ -49,7 +54,9 @@ class LocalLLM:
         last = messages[-1]
         can_search = any(t.name == TOOL_NAME for t in tools)
         follow_up = followed_up(messages) if can_search or last.role == "tool" else None
-        if last.role == "tool" and follow_up is not None:
+        if follow_up is not None and not follow_up[1]:  # "7번째" of a list of five
+            text = not_listed(follow_up[0], len(listed_before_last_question(messages)))
+        elif last.role == "tool" and follow_up is not None:
             text = self._detail(last.content, *follow_up)
         elif last.role == "tool":
             text = self._present(last.content, _last_user_text(messages))
