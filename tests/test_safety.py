@@ -21,8 +21,8 @@ from server.safety.metrics import SAFETY_FLAGS
 from server.safety.notifier import SafetyNotifier
 from server.safety.prompts import RISK_GUIDANCE, with_risk_guidance
 from server.safety.replies import CRISIS_REPLIES, REQUIRED_LINES, crisis_reply
-from tests.safety_cases import AT_RISK, IDIOMS, ORDINARY
-from tests.waiting import until
+from tests.support.safety_cases import AT_RISK, IDIOMS, ORDINARY
+from tests.support.waiting import until
 
 DETECTOR = default_detector()
 LEXICON = load_lexicon()

@@ -17,10 +17,10 @@ from models import ChatMessage
 from server.config import Settings
 from server.safety.replies import CRISIS_INSTRUCTION, REQUIRED_LINES
 from tests.conftest import LiveServer, fake_openai_settings, make_settings, serve
-from tests.fakes.gemini_server import running_fake_gemini
-from tests.fakes.openai_server import running_fake_openai
-from tests.sio import joined_chat_client
-from tests.waiting import until
+from tests.support.fakes.gemini_server import running_fake_gemini
+from tests.support.fakes.openai_server import running_fake_openai
+from tests.support.sio import joined_chat_client
+from tests.support.waiting import until
 
 AT_RISK = "요즘 너무 힘들어서 죽고 싶어요"
 SAYING = "힘들어 죽겠네 노인 일자리 있나요"

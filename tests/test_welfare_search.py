@@ -11,7 +11,7 @@ from server.chat.tools import Toolbox, welfare_tool
 from server.chat.turn import run_turn
 from server.welfare import WelfareCatalog, format_services, run_welfare_tool
 from server.welfare.followup import ordinal
-from tests.welfare_questions import QUESTIONS
+from tests.support.welfare_questions import QUESTIONS
 
 SHIPPED = WelfareCatalog.load()
 TOP = 3

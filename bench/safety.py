@@ -1,9 +1,9 @@
 """The safety net's and the search's figures, as docs/safety.md reports them.
 
-    .venv/bin/python -m tests.bench.safety
+    .venv/bin/python -m bench.safety
 
-Crisis recall on tests/safety_cases.AT_RISK, false alarms on its IDIOMS and ORDINARY
-questions, the search's top-3 hit rate on tests/welfare_questions.QUESTIONS, and the cost of
+Crisis recall on tests/support/safety_cases.AT_RISK, false alarms on its IDIOMS and ORDINARY
+questions, the search's top-3 hit rate on tests/support/welfare_questions.QUESTIONS, and the cost of
 one message (detector, search) in milliseconds: median and 95th percentile over every
 message of the sets, and for a 2000-character message.
 """
@@ -17,8 +17,8 @@ from collections.abc import Callable
 from server import korean
 from server.safety.detector import default_detector
 from server.welfare import WelfareCatalog
-from tests.safety_cases import AT_RISK, IDIOMS, ORDINARY
-from tests.welfare_questions import QUESTIONS
+from tests.support.safety_cases import AT_RISK, IDIOMS, ORDINARY
+from tests.support.welfare_questions import QUESTIONS
 
 ROUNDS = 20
 LONG = ("요즘 일이 많아서 복지 서비스를 찾고 있어요. " * 80)[:2000]

@@ -3,7 +3,7 @@
 Each row: the question, then the catalogue ids of which at least one must be among the
 first three services. Written from how people ask (spoken, misspaced, with particles and
 endings), not from the catalogue's wording. docs/safety.md shows the table and its hit rate;
-tests/test_welfare_search.py asserts it (`python -m tests.bench.safety` prints it).
+tests/test_welfare_search.py asserts it (`python -m bench.safety` prints it).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Written from how people write to a welfare chat (spelling, spacing and endings vary on
 purpose); none of them is copied from the lexicon's own examples. `tests/test_safety.py`
-asserts on them and `python -m tests.bench.safety` prints the figures docs/safety.md gives.
+asserts on them and `python -m bench.safety` prints the figures docs/safety.md gives.
 """
 
 from __future__ import annotations
