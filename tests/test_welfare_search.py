@@ -148,3 +148,9 @@ async def test_a_follow_up_past_the_end_of_the_list_says_how_many_there_are() ->
         [*asked, PromptMessage("assistant", first), PromptMessage("user", "9번째")]
     )
     assert text.startswith(f"앞에서 안내한 목록에는 {count}개까지 있어요")
+
+
+def test_an_ambiguous_word_is_not_taken_for_a_place() -> None:
+    # 경기 is also "the economy": only a place the analyser names as one filters regions
+    hits = SHIPPED.search("요즘 경기가 어려워서 생활비가 없어요", limit=5)
+    assert "emergency-welfare" in [s.id for s in hits]

@@ -142,11 +142,10 @@ def analyze_query(text: str) -> Question:
             word = token.lemma or f"{form}다"
             if word in synonyms:
                 asked.append((word, 1.0))
-        elif token.tag in _CONTENT_TAGS:
-            if (_place_key(form) is not None and token.tag == "NNP") or form in _provinces():
-                places.update(place_names(form))
-            else:
-                asked.append((form, 1.0))
+        elif token.tag == "NNP" and _place_key(form) is not None:  # 부산, 해운대구
+            places.update(place_names(form))
+        elif token.tag in _CONTENT_TAGS and (len(form) > 1 or form in synonyms):
+            asked.append((form, 1.0))  # one syllable only when it means something (눈, 밥)
     concepts: list[Concept] = []
     position = 0
     while position < len(asked):
@@ -163,12 +162,6 @@ def analyze_query(text: str) -> Question:
             concepts.append(_concept(word, weight))
         position += 1
     return Question(tuple(concepts), frozenset(places))
-
-
-@cache
-def _provinces() -> frozenset[str]:
-    _, _, places = _vocabulary()
-    return frozenset(places.values())
 
 
 def _concept(word: str, weight: float = 1.0) -> Concept:
