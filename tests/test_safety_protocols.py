@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from models import ChatMessage
 from server.config import Settings
+from server.keys import VOICE_CONVERSATION
 from server.safety.replies import CRISIS_INSTRUCTION, REQUIRED_LINES
 from tests.conftest import LiveServer, fake_openai_settings, make_settings, serve
 from tests.support.fakes.gemini_server import running_fake_gemini
@@ -328,8 +329,6 @@ async def place_call(live: LiveServer) -> dict[str, Any]:
 async def test_a_call_utterance_at_risk_is_answered_with_spoken_lines_first(
     provider: str, sqlite_url: str
 ) -> None:
-    from server.calls.keys import VOICE_CONVERSATION
-
     async with provider_server(provider, sqlite_url) as (live, fake):
         call = await place_call(live)
         spoken: list[str] = []

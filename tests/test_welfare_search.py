@@ -7,8 +7,8 @@ import pytest
 
 from server.ai.base import PromptMessage
 from server.ai.local.llm import LocalLLM
-from server.chat.tools import Toolbox, welfare_tool
-from server.chat.turn import run_turn
+from server.conversation.tools import Toolbox, welfare_tool
+from server.conversation.turn import run_turn
 from server.welfare import WelfareCatalog, format_services, run_welfare_tool
 from server.welfare.followup import ordinal
 from tests.support.welfare_questions import QUESTIONS
