@@ -27,11 +27,15 @@ from server.conversation.lanes import Lanes
 from server.conversation.tools import Toolbox
 from server.conversation.turn import answer_within
 from server.logs import preview
+from server.safety.detector import SafetyFlag
+from server.safety.layer import SafetyLayer
+from server.safety.prompts import with_risk_guidance
 
 log = logging.getLogger(__name__)
 
 SentenceSink = Callable[[str], Awaitable[None]]
 SentimentSink = Callable[[Sentiment], None]
+CALL_PROTOCOL = "/signaling"  # the label of metrics and safety alerts for calls
 _ROLES = {"user": "user", "assistant": "assistant", "system": "system"}
 
 
@@ -44,16 +48,18 @@ class VoiceConversation:
         history: HistoryStore,
         context_messages: int,
         ai_timeout_seconds: float,
+        safety: SafetyLayer,
         system_prompt: str = PHONE_COUNSELOR_SYSTEM_PROMPT,
         sentiment: SentimentAnalyzer | None = None,
     ) -> None:
+        self.safety = safety
+        self.sentiment = sentiment
         self.llm = llm
         self.toolbox = toolbox
         self.history = history
         self.context_messages = context_messages
         self.ai_timeout = ai_timeout_seconds
         self.system_prompt = system_prompt
-        self.sentiment = sentiment
         self._turns = Lanes()  # one call's utterances are answered one at a time, in order
 
     async def greet(self, session_id: str, call_id: str) -> str:
@@ -76,6 +82,7 @@ class VoiceConversation:
         *,
         system_prompt: str | None = None,
         model_clock: ModelClock | None = None,
+        protocol: str = CALL_PROTOCOL,
         on_sentiment: SentimentSink | None = None,
     ) -> str:
         """Store the caller's words, answer them and store the answer; return its text.
@@ -91,18 +98,22 @@ class VoiceConversation:
         if not transcript:
             raise NothingHeard()
         async with self._turns.lane(session_id):
+            flag = await self.safety.assess(transcript, protocol=protocol, session_id=session_id)
+            asked_metadata: dict[str, Any] = {"callId": call_id}
+            if flag is not None:
+                asked_metadata["safety"] = flag.as_metadata()
             asked = await self.history.add(
                 session_id,
                 Sender.USER,
                 transcript,
                 message_type=MessageType.AUDIO,
-                metadata={"callId": call_id},
+                metadata=asked_metadata,
             )
             log.info("caller said", extra={"call": call_id, "text": preview(transcript)})
             judging = self._judge(transcript, on_sentiment)
             try:
                 return await self._answer(
-                    session_id, call_id, asked, on_sentence, system_prompt, model_clock
+                    session_id, call_id, asked, flag, on_sentence, system_prompt, model_clock
                 )
             finally:
                 await self._store_sentiment(asked, judging)
@@ -112,11 +123,13 @@ class VoiceConversation:
         session_id: str,
         call_id: str,
         asked: StoredMessage,
+        flag: SafetyFlag | None,
         on_sentence: SentenceSink | None,
         system_prompt: str | None,
         model_clock: ModelClock | None,
     ) -> str:
-        context = await self._context(session_id, system_prompt or self.system_prompt)
+        prompt = with_risk_guidance(system_prompt or self.system_prompt)
+        context = await self._context(session_id, prompt)
         splitter = SentenceSplitter()
 
         async def on_delta(delta: str) -> None:
@@ -131,6 +144,7 @@ class VoiceConversation:
             on_delta,
             timeout=self.ai_timeout,
             log_context={"call": call_id},
+            safety=flag,
         )
         if model_clock is not None:
             model_clock.done = time.monotonic()
@@ -139,6 +153,8 @@ class VoiceConversation:
         metadata: dict[str, Any] = {"callId": call_id, "replyTo": asked.id}
         if result.tools_used:
             metadata["tools"] = result.tools_used
+        if result.safety is not None:
+            metadata["safety"] = result.safety.as_metadata()
         await self.history.add(
             session_id,
             Sender.ASSISTANT,

@@ -22,6 +22,8 @@ from server.chat import clock
 
 log = logging.getLogger(__name__)
 
+PROCESS_PROTOCOL = "/api/v1/calls/conversation/process"  # metrics' and safety alerts' label
+
 # the contract's spelling (`data:audio/mp3;base64,...`), not the registered audio/mpeg
 MIME_TYPES = {"mp3": "audio/mp3", "wav": "audio/wav"}
 
@@ -64,9 +66,13 @@ class ConversationProcessor:
         # the conversation judges (and stores) the sentiment while the model answers
         judged: list[Sentiment] = []
         reply = await self.conversation.respond(
-            call.session_id, call.id, transcript, system_prompt=system_prompt,
+            call.session_id,
+            call.id,
+            transcript,
+            system_prompt=system_prompt,
+            protocol=PROCESS_PROTOCOL,
             on_sentiment=judged.append,
-        )  # fmt: skip
+        )
         sentiment = judged[0] if judged else await self.sentiment.analyze(transcript)
         await self.calls.touch(call.id)  # a REST-only call in use does not expire
         try:
