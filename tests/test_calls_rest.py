@@ -17,7 +17,7 @@ from server import db
 from server.calls.errors import IllegalTransition
 from server.calls.keys import CALLS
 from server.calls.status import ALLOWED, CallStatus
-from tests.conftest import LiveServer, make_settings, serve
+from tests.conftest import LiveServer, make_settings, postgres_columns, serve
 
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 NOT_FOUND = {"success": False, "error": {"message": "통화를 찾을 수 없습니다"}}
@@ -337,6 +337,9 @@ async def test_calls_table_columns(any_server: LiveServer) -> None:
     if any_server.settings.database_url.startswith("sqlite"):
         _, rows = await conn.execute_query("PRAGMA table_info(calls)")
         assert {r["name"] for r in rows} == set(MYSQL_CALL_COLUMNS)
+        return
+    if conn.capabilities.dialect == "postgres":  # types: tests/test_postgres.py
+        assert set(await postgres_columns("calls")) == set(MYSQL_CALL_COLUMNS)
         return
     _, rows = await conn.execute_query(
         "SELECT column_name AS c, data_type AS d, character_maximum_length AS n, "

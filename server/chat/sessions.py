@@ -17,6 +17,7 @@ from models import ChatSession
 from server.chat import clock
 from server.chat.batch import Batcher, gate_for
 from server.errors import SESSION_FORBIDDEN, SESSION_NOT_FOUND, ChatError
+from server.sql import for_dialect
 
 _SESSION_ID_LENGTH = 255  # `chat_sessions.session_id`
 
@@ -124,17 +125,20 @@ class _SessionInserts:
 
     def __init__(self, conn: BaseDBAsyncClient) -> None:
         self.conn = conn
-        p = "%s" if conn.capabilities.dialect == "mysql" else "?"
-        self._row = "(" + ", ".join([p] * 7) + ")"
+        self.dialect = conn.capabilities.dialect
+        self._row = "(" + ", ".join(["?"] * 7) + ")"
         self._batcher: Batcher[Sequence[Any], None] = Batcher(self._insert_many, gate_for(conn))
 
     async def add(self, user_id: str, session_id: str, now: datetime) -> None:
-        await self._batcher.submit((str(uuid.uuid4()), user_id, session_id, 1, now, now, now))
+        await self._batcher.submit((str(uuid.uuid4()), user_id, session_id, True, now, now, now))
 
     async def _insert_many(self, rows: Sequence[Sequence[Any]]) -> list[None]:
-        await self.conn.execute_query(
+        sql = (
             "INSERT INTO chat_sessions (id, user_id, session_id, is_active, last_activity, "
-            f"created_at, updated_at) VALUES {', '.join([self._row] * len(rows))}",
+            f"created_at, updated_at) VALUES {', '.join([self._row] * len(rows))}"
+        )
+        await self.conn.execute_query(
+            for_dialect(sql, self.dialect),
             [v for row in rows for v in row],
         )
         return [None] * len(rows)
