@@ -2,6 +2,9 @@
 # make test  - install if needed, then run the whole suite
 # make bench - the chat load benchmark against the NestJS-style reference (BENCH_QUICK=1: tiny)
 # make bench-voice - N concurrent voice calls (PROVIDERS=local: offline STT/TTS; needs espeak-ng)
+# make lint  - ruff and mypy; make format - ruff's fixes
+# make clean - remove the venv, node_modules, the benchmark folder and the SQLite files
+# make help  - this list; `.venv/bin/python -m server --help` lists the settings
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -10,7 +13,10 @@ JS_STAMP := tests/js/node_modules/.installed-stamp
 BENCH_JS_STAMP := tests/bench/js/node_modules/.installed-stamp
 REF_STAMP := .bench/ref/node_modules/.installed-stamp
 
-.PHONY: install run test lint format clean bench bench-voice
+.PHONY: install run test lint format clean bench bench-voice help
+
+help:
+	@sed -n 's/^# \(make .*\)/\1/p' $(firstword $(MAKEFILE_LIST))
 
 install: $(STAMP) $(JS_STAMP) $(BENCH_JS_STAMP)
 

@@ -50,6 +50,32 @@ POSTGRES_CONNECT_TIMEOUT_SECONDS = 5
 PING_TIMEOUT_SECONDS = 5.0
 
 
+class DatabaseUnreachable(ConnectionError):
+    """The database of DATABASE_URL could not be reached or entered at start-up: the message
+    names the host, port and database and the driver's reason, never the password."""
+
+
+def describe(url: str) -> str:
+    """`mysql 127.0.0.1:3306/mobok` (or the SQLite file): where, without the credentials."""
+    parts = urlsplit(normalized(url))
+    if parts.scheme == "sqlite":
+        return f"sqlite {url.removeprefix('sqlite://')}"
+    default_port = 5432 if parts.scheme == "postgres" else 3306
+    return f"{parts.scheme} {parts.hostname}:{parts.port or default_port}{parts.path}"
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's words: pymysql's `(2003, "Can't connect ...")` as its text, and the OS's
+    reason (refused, timed out, name unknown) when the driver wraps it."""
+    args = exc.args
+    text = str(args[1]) if len(args) == 2 and isinstance(args[0], int) else str(exc)
+    text = text or type(exc).__name__
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and str(cause) and str(cause) not in text:
+        text = f"{text} ({cause})"
+    return text
+
+
 def redact(url: str) -> str:
     """The URL with its password hidden, for logs."""
     parts = urlsplit(url)
@@ -138,6 +164,17 @@ def _with_driver_options(url: str) -> str:
 async def init_db(url: str) -> None:
     """Connect and create missing tables; safe to run on every start and on many instances."""
     url = normalized(url)
+    try:
+        await _connect(url)
+    except (*DB_UNAVAILABLE_ERRORS, asyncpg.PostgresError, mysql_errors.Error, ValueError) as exc:
+        await Tortoise.close_connections()
+        raise DatabaseUnreachable(
+            f"cannot use the database {describe(url)}: {_reason(exc)}"
+        ) from exc
+    log.info("database ready", extra={"db": redact(url)})
+
+
+async def _connect(url: str) -> None:
     if url.startswith("mysql://"):
         await _create_mysql_database(url)
     elif url.startswith("postgres://"):
@@ -158,7 +195,6 @@ async def init_db(url: str) -> None:
     # fallback lets every task see the initialised ORM.
     await Tortoise.init(config=config, _enable_global_fallback=True)
     await _create_missing_tables()
-    log.info("database ready", extra={"db": redact(url)})
 
 
 async def _create_missing_tables() -> None:

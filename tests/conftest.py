@@ -62,6 +62,8 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "gemini_api_key": None,
         "redis_url": None,
         "auth_secret": None,
+        "jwt_secret_key": None,
+        "admin_token": None,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -102,3 +102,9 @@ def add_chat_routes(
         Operation("GET", "/api/v1/health", "chat", "Health", {200: Health, 503: Health}),
         health,
     )
+    # the counseling backend's health route, for its operators' probes: the same answer
+    api.add(
+        app,
+        Operation("GET", "/health", "chat", "Health (alias)", {200: Health, 503: Health}),
+        health,
+    )
