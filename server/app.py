@@ -20,6 +20,7 @@ from namespaces.counseling_ws import setup_counseling
 from namespaces.room_ws import setup_room_chat
 from namespaces.signaling import setup_voice
 from server import db
+from server.admin.retention import retention_task
 from server.ai.factory import create_llm
 from server.ai.prompts import WELFARE_CHAT_SYSTEM_PROMPT
 from server.chat.history import HistoryStore
@@ -35,6 +36,7 @@ from server.keys import CATALOG, CHAT, LLM_CLIENT, REDIS, SETTINGS, SIO, TOOLBOX
 from server.metrics import add_metrics_route
 from server.rest.chat import add_chat_routes
 from server.rest.openapi import ApiRegistry, add_docs_routes
+from server.rest.privacy import SESSION_EVICTOR, add_privacy_routes
 from server.sio_packets import ContractSocketServer
 from server.sio_tuning import OrjsonModule, PingWheel, use_lean_websockets, use_small_queues
 from server.welfare import WelfareCatalog
@@ -69,11 +71,13 @@ def create_app(settings: Settings | None = None) -> web.Application:
     chat_namespace = ChatNamespace(lambda: app[CHAT])
     sio.register_namespace(chat_namespace)
     app[CHAT_NAMESPACE] = chat_namespace
+    app[SESSION_EVICTOR] = chat_namespace  # a deleted session's sockets are told
 
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_chat_core)
     app.cleanup_ctx.append(_reaper)
+    app.cleanup_ctx.append(retention_task)  # RETENTION_DAYS
     app.on_shutdown.append(_graceful_shutdown)
 
     api = ApiRegistry(title="mobok conversation server", version="0.1.0")
@@ -83,6 +87,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     setup_agent_chat(app, api)
     setup_room_chat(app, api)
     setup_counseling(app, api)
+    add_privacy_routes(app, api)  # admin: list, export, erase (docs/operations.md)
     add_docs_routes(app, api)
     add_metrics_route(app)
     _allow_cors(app, settings)

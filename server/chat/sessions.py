@@ -104,10 +104,17 @@ class ChatSessionService:
         ids = list(session_ids)
         if not ids:
             return set()
-        rows = await ChatSession.filter(session_id__in=ids, is_active=False).values_list(
-            "session_id", flat=True
-        )
-        ended = {str(session_id) for session_id in rows}
+        rows = await ChatSession.filter(session_id__in=ids).values_list("session_id", "is_active")
+        found = {str(session_id): bool(is_active) for session_id, is_active in rows}
+        ended = {s for s in ids if found.get(s) is False}
+        for session_id in set(ids) - found.keys():
+            # deleted (privacy routes, retention), or spelt otherwise by a collation that
+            # ignores case or trailing spaces (MySQL): asked on its own
+            state = await ChatSession.filter(session_id=session_id).values_list(
+                "is_active", flat=True
+            )
+            if not any(state):
+                ended.add(session_id)
         for session_id in ended:
             self._last_touch.pop(session_id, None)
         return ended

@@ -12,6 +12,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel, ValidationError
 
 from models.calls import Call
+from server.admin.privacy import transcript
 from server.ai.audio import upload_filename
 from server.ai.speech import create_speech
 from server.auth import Refused, request_grant
@@ -58,12 +59,12 @@ _STATUS_OF_ERROR: list[tuple[type[ChatError], int]] = [
 def add_call_routes(app: web.Application, api: ApiRegistry) -> None:
     app.cleanup_ctx.append(_calls_core)
     auth = auth_responses(app, schema.CallErrorResponse)  # with AUTH_SECRET
-    errors: dict[int, type[BaseModel]] = {
+    errors: dict[int, type[BaseModel] | None] = {
         400: schema.CallErrorResponse,
         404: schema.CallErrorResponse,
         **auth,
     }
-    conflict: dict[int, type[BaseModel]] = {**errors, 409: schema.CallErrorResponse}
+    conflict: dict[int, type[BaseModel] | None] = {**errors, 409: schema.CallErrorResponse}
     routes: list[tuple[Operation, DataHandler]] = [
         # `config` before `{callId}`: the first route that matches wins
         (Operation("GET", "/api/v1/calls/config", "calls", "WebRTC configuration",
@@ -81,8 +82,9 @@ def add_call_routes(app: web.Application, api: ApiRegistry) -> None:
         (Operation("POST", "/api/v1/calls/{callId}/end", "calls",
                    "End a call in progress (ENDED, with endedAt and duration)",
                    {200: schema.CallResponse, **conflict}), end),
-        (Operation("GET", "/api/v1/calls/{callId}", "calls", "A call",
-                   {200: schema.CallResponse, 404: schema.CallErrorResponse, **auth}), get),
+        (Operation("GET", "/api/v1/calls/{callId}", "calls", "A call and its transcript",
+                   {200: schema.CallWithTranscriptResponse, 404: schema.CallErrorResponse,
+                    **auth}), get),
     ]  # fmt: skip
     for operation, handler in routes:
         success = min(operation.responses)
@@ -142,7 +144,9 @@ async def end(request: web.Request, user: str | None) -> dict[str, Any]:
 
 async def get(request: web.Request, user: str | None) -> dict[str, Any]:
     await _own_call(request, request.match_info["callId"], user)
-    return {"call": call_json(await request.app[CALLS].get(request.match_info["callId"]))}
+    call = await request.app[CALLS].get(request.match_info["callId"])
+    # what was said, oldest first (the messages of the call's session)
+    return {"call": call_json(call), "transcript": await transcript(call.session_id)}
 
 
 async def _own_call(request: web.Request, call_id: str, user: str | None) -> str:

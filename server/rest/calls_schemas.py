@@ -49,6 +49,27 @@ class CallResponse(BaseModel):
     data: CallData
 
 
+class TranscriptItem(BaseModel):
+    id: str
+    sessionId: str
+    sender: Literal["user", "assistant", "system"]
+    messageType: Literal["TEXT", "AUDIO", "SYSTEM"]
+    content: str
+    createdAt: str
+
+
+class CallWithTranscriptData(BaseModel):
+    call: CallOut
+    transcript: list[TranscriptItem]
+
+
+class CallWithTranscriptResponse(BaseModel):
+    """The call and what was said in it, oldest first"""
+
+    success: Literal[True]
+    data: CallWithTranscriptData
+
+
 class IceServer(BaseModel):
     urls: str
 

@@ -34,12 +34,34 @@ class Operation:
     path: str
     tag: str
     summary: str
-    responses: dict[int, type[BaseModel]]
+    responses: dict[int, type[BaseModel] | None]  # None: no body (204)
     body: type[BaseModel] | None = None
     body_content_type: str = "application/json"
+    query: type[BaseModel] | None = None  # the query parameters, one field each
+    admin: bool = False  # needs an administrator (`server.admin.access`)
+    path_max: dict[str, int] = field(default_factory=dict)  # path parameters' max lengths
 
 
-def auth_responses(app: web.Application, model: type[BaseModel]) -> dict[int, type[BaseModel]]:
+ADMIN_SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"adminCookie": []}, {}]
+SECURITY_SCHEMES = {
+    "bearerAuth": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A JWT signed with AUTH_SECRET (admin routes: role admin) or ADMIN_TOKEN",
+    },
+    "adminCookie": {"type": "apiKey", "in": "cookie", "name": "mobok_admin"},
+}
+
+
+def admin_responses(model: type[BaseModel]) -> dict[int, type[BaseModel] | None]:
+    """401 and 403 of an admin route (403 also for a network client when no credential is
+    configured: admin routes then answer loopback clients only)."""
+    return {401: model, 403: model}
+
+
+def auth_responses(
+    app: web.Application, model: type[BaseModel]
+) -> dict[int, type[BaseModel] | None]:
     """401 and 403 of a route that asks for a token: documented when AUTH_SECRET is set, the
     only time the route answers them."""
     return {401: model, 403: model} if app[SETTINGS].auth_secret else {}
@@ -56,8 +78,9 @@ class ApiRegistry:
         self.operations.append(op)
 
     def document(self) -> dict[str, Any]:
-        models = {m for op in self.operations for m in op.responses.values()}
+        models = {m for op in self.operations for m in op.responses.values() if m is not None}
         models |= {op.body for op in self.operations if op.body is not None}
+        models |= {op.query for op in self.operations if op.query is not None}
         keyed = sorted(models, key=lambda m: m.__name__)
         refs, schema = models_json_schema(
             [(m, "serialization") for m in keyed], ref_template="#/components/schemas/{model}"
@@ -68,17 +91,17 @@ class ApiRegistry:
                 "tags": [op.tag],
                 "summary": op.summary,
                 "responses": {
-                    str(status): {
-                        "description": model.__doc__ or model.__name__,
-                        "content": {"application/json": {"schema": refs[(model, "serialization")]}},
-                    }
-                    for status, model in op.responses.items()
+                    str(status): _response(model, refs) for status, model in op.responses.items()
                 },
             }
+            if op.admin:
+                item["security"] = ADMIN_SECURITY
             params = [
-                {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+                {"name": p, "in": "path", "required": True, "schema": _path_schema(op, p)}
                 for p in _path_params(op.path)
             ]
+            if op.query is not None:
+                params += _query_params(op.query, schema.get("$defs", {}))
             if params:
                 item["parameters"] = params
             if op.body is not None:
@@ -91,8 +114,48 @@ class ApiRegistry:
             "openapi": "3.1.0",
             "info": {"title": self.title, "version": self.version},
             "paths": paths,
-            "components": {"schemas": schema.get("$defs", {})},
+            "components": {
+                "schemas": schema.get("$defs", {}),
+                "securitySchemes": SECURITY_SCHEMES,
+            },
         }
+
+
+def _response(model: type[BaseModel] | None, refs: Any) -> dict[str, Any]:
+    if model is None:
+        return {"description": "Done, no content"}
+    return {
+        "description": (model.__doc__ or model.__name__).strip(),
+        "content": {"application/json": {"schema": refs[(model, "serialization")]}},
+    }
+
+
+def _path_schema(op: Operation, name: str) -> dict[str, Any]:
+    """Path parameters are ids: never empty, no control characters, at most their column."""
+    from server.rest.params import ID_PATTERN
+
+    schema: dict[str, Any] = {"type": "string", "minLength": 1, "pattern": ID_PATTERN}
+    if name in op.path_max:
+        schema["maxLength"] = op.path_max[name]
+    return schema
+
+
+def _query_params(model: type[BaseModel], defs: dict[str, Any]) -> list[dict[str, Any]]:
+    properties = defs[model.__name__]["properties"]
+    required = set(defs[model.__name__].get("required", []))
+    return [
+        {"name": name, "in": "query", "required": name in required, "schema": _not_null(prop)}
+        for name, prop in properties.items()
+    ]
+
+
+def _not_null(prop: dict[str, Any]) -> dict[str, Any]:
+    """An optional query parameter is absent, never `null`: `anyOf [X, null]` is X."""
+    options = [o for o in prop.get("anyOf", []) if o.get("type") != "null"]
+    if len(options) != 1:
+        return prop
+    rest = {k: v for k, v in prop.items() if k not in ("anyOf", "default")}
+    return {**options[0], **rest}
 
 
 def _path_params(path: str) -> list[str]:

@@ -120,7 +120,10 @@ def session_messages(known: Known) -> st.SearchStrategy[Request]:
             if not routable(session_id):
                 return _not_found(response)
             body = _ours(response)
-            if session_id == known.session_id:
+            limits = [value for name, value in query if name == "limit"]
+            if limits and not _a_limit(limits[0]):  # aiohttp reads the first of a repeated name
+                assert (response.status, body) == (400, {"message": "잘못된 요청입니다: limit"})
+            elif session_id == known.session_id:
                 assert response.status == 200 and body["messages"], body
                 for m in body["messages"]:
                     assert m["sessionId"] == session_id and m["messageType"] in {
@@ -132,6 +135,10 @@ def session_messages(known: Known) -> st.SearchStrategy[Request]:
         return Request("GET", path, check, query)
 
     return st.builds(build, st.one_of(st.just(known.session_id), _segments), _queries)
+
+
+def _a_limit(value: str) -> bool:
+    return value.isascii() and value.isdigit() and 1 <= int(value) <= 200
 
 
 def _healthy(response: Response) -> None:
