@@ -35,7 +35,7 @@ from server.fanout import LocalManager, RoomChannelRedisManager
 from server.keys import CATALOG, CHAT, LLM_CLIENT, REDIS, SETTINGS, SIO, TOOLBOX
 from server.metrics import add_metrics_route
 from server.rest.chat import add_chat_routes
-from server.rest.openapi import ApiRegistry, add_docs_routes
+from server.rest.openapi import ApiRegistry, add_docs_routes, answer_wrong_methods
 from server.rest.privacy import SESSION_EVICTOR, add_privacy_routes
 from server.sio_packets import ContractSocketServer
 from server.sio_tuning import OrjsonModule, PingWheel, use_lean_websockets, use_small_queues
@@ -91,6 +91,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     add_docs_routes(app, api)
     add_metrics_route(app)
     _allow_cors(app, settings)
+    answer_wrong_methods(app, api)  # after CORS: its preflight routes match first
     _add_pages(app, PUBLIC_DIR)
     return app
 

@@ -34,6 +34,8 @@ from server.ownership import Kind
 from server.rooms.redis_log import stream_key
 
 MAX_ID_LENGTH = 255
+AGENT_CLIENT_ID_LENGTH = 255  # `agent_messages.client_id`
+COUNSELING_ID_LENGTH = 128  # `conversations.session_id`
 
 
 class UnknownCursor(Exception):
@@ -183,9 +185,11 @@ async def keys_of(user_id: str, *, authenticated: bool) -> UserKeys:
         owned.setdefault(str(kind), []).append(str(key))
     agents = owned[Kind.AGENT_CLIENT.value]
     counseling = owned[Kind.COUNSELING.value]
-    if not authenticated:  # the only link there is: the id itself
-        agents = sorted({*agents, user_id})
-        counseling = sorted({*counseling, user_id})
+    if not authenticated:  # the only link there is: the id itself (if it fits the column)
+        if len(user_id) <= AGENT_CLIENT_ID_LENGTH:
+            agents = sorted({*agents, user_id})
+        if len(user_id) <= COUNSELING_ID_LENGTH:
+            counseling = sorted({*counseling, user_id})
     return UserKeys(
         chat_sessions=[s for s in session_ids if s not in set(call_sessions)],
         call_sessions=call_sessions,

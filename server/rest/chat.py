@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from server import db
 from server.admin.privacy import UnknownCursor, message_page
+from server.admin.texts import MESSAGE_NOT_FOUND
 from server.auth import Forbidden, Refused, request_grant
 from server.chat import clock
 from server.chat.service import ChatService
@@ -78,7 +79,7 @@ def add_chat_routes(
         try:
             page = await message_page(session_id, limit=limit, before=before)
         except UnknownCursor:
-            return web.json_response({"message": invalid_field("before")}, status=400)
+            return web.json_response({"message": MESSAGE_NOT_FOUND}, status=404)
         return web.json_response({"messages": page.items, "next": page.next})
 
     async def health(request: web.Request) -> web.Response:

@@ -1,31 +1,41 @@
 """The OpenAPI document, built from the routes as they are registered, and Swagger UI.
 
 Schemas come from the pydantic models each route declares, so the document cannot drift
-from the code. Swagger UI is served from the `swagger-ui-bundle` package: no CDN.
+from the code. Swagger UI 5 (it reads OpenAPI 3.1) is served from the files of the
+`swagger-ui-py` package (PyPI): no CDN.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import swagger_ui
 from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
-from swagger_ui_bundle import swagger_ui_path
 
 from server.keys import SETTINGS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+SWAGGER_UI_DIR = Path(swagger_ui.__file__).parent / "static"
 _DOCS_PAGE = """<!DOCTYPE html>
 <html lang="ko"><head><meta charset="utf-8"><title>API docs</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="stylesheet" href="/api/docs/static/swagger-ui.css"></head>
 <body><div id="swagger-ui"></div>
 <script src="/api/docs/static/swagger-ui-bundle.js"></script>
-<script>window.ui = SwaggerUIBundle({url: "/api/docs/openapi.json", dom_id: "#swagger-ui"});
-</script></body></html>"""
+<script src="/api/docs/static/swagger-ui-standalone-preset.js"></script>
+<script src="/api/docs/init.js"></script></body></html>"""
+# a file of its own, not inline: a Content-Security-Policy without 'unsafe-inline' allows it
+_DOCS_INIT = """window.ui = SwaggerUIBundle({
+  url: "/api/docs/openapi.json", dom_id: "#swagger-ui", deepLinking: true,
+  presets: [SwaggerUIBundle.presets.apis], layout: "BaseLayout",
+  validatorUrl: null, tryItOutEnabled: false, persistAuthorization: false
+});"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +49,8 @@ class Operation:
     body_content_type: str = "application/json"
     query: type[BaseModel] | None = None  # the query parameters, one field each
     admin: bool = False  # needs an administrator (`server.admin.access`)
-    path_max: dict[str, int] = field(default_factory=dict)  # path parameters' max lengths
+    # a path parameter's JSON schema, where it is narrower than an id (`_path_schema`)
+    path_params: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 ADMIN_SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"adminCookie": []}, {}]
@@ -131,13 +142,11 @@ def _response(model: type[BaseModel] | None, refs: Any) -> dict[str, Any]:
 
 
 def _path_schema(op: Operation, name: str) -> dict[str, Any]:
-    """Path parameters are ids: never empty, no control characters, at most their column."""
+    """Path parameters are ids: never empty, no control characters (unless the operation
+    says more: a pattern, a maximum length)."""
     from server.rest.params import ID_PATTERN
 
-    schema: dict[str, Any] = {"type": "string", "minLength": 1, "pattern": ID_PATTERN}
-    if name in op.path_max:
-        schema["maxLength"] = op.path_max[name]
-    return schema
+    return {"type": "string", "minLength": 1, "pattern": ID_PATTERN, **op.path_params.get(name, {})}
 
 
 def _query_params(model: type[BaseModel], defs: dict[str, Any]) -> list[dict[str, Any]]:
@@ -162,6 +171,29 @@ def _path_params(path: str) -> list[str]:
     return [part[1:-1] for part in path.split("/") if part.startswith("{") and part.endswith("}")]
 
 
+def answer_wrong_methods(app: web.Application, registry: ApiRegistry) -> None:
+    """405 with `Allow` for a method a documented path does not serve (without this, a GET
+    on a POST-only path fell through to the pages' static route: 404). Added last, after
+    CORS, so every declared method and the preflight match first."""
+    allowed: dict[str, set[str]] = {}
+    for op in registry.operations:
+        allowed.setdefault(op.path, {"OPTIONS"}).add(op.method)
+        if op.method == "GET":
+            allowed[op.path].add("HEAD")
+
+    for path, methods in allowed.items():
+        allow = ", ".join(sorted(methods))
+
+        async def not_allowed(request: web.Request, allow: str = allow) -> web.Response:
+            return web.json_response(
+                {"message": f"허용되지 않는 메서드입니다: {request.method}"},
+                status=405,
+                headers={"Allow": allow},
+            )
+
+        app.router.add_route("*", path, not_allowed)
+
+
 def add_docs_routes(app: web.Application, registry: ApiRegistry) -> None:
     async def openapi_json(request: web.Request) -> web.Response:
         return web.json_response(registry.document())
@@ -169,7 +201,11 @@ def add_docs_routes(app: web.Application, registry: ApiRegistry) -> None:
     async def docs_page(request: web.Request) -> web.Response:
         return web.Response(text=_DOCS_PAGE, content_type="text/html")
 
+    async def docs_init(request: web.Request) -> web.Response:
+        return web.Response(text=_DOCS_INIT, content_type="text/javascript")
+
     app.router.add_get("/api/docs", docs_page)
     app.router.add_get("/api/docs/", docs_page)
+    app.router.add_get("/api/docs/init.js", docs_init)
     app.router.add_get("/api/docs/openapi.json", openapi_json)
-    app.router.add_static("/api/docs/static/", str(swagger_ui_path))
+    app.router.add_static("/api/docs/static/", str(SWAGGER_UI_DIR))

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from server.admin import privacy
 from server.admin.access import admin_identity, audit
 from server.auth import Refused
+from server.calls.errors import CALL_NOT_FOUND
 from server.errors import SESSION_NOT_FOUND, invalid_field
 from server.keys import REDIS, SETTINGS
 from server.rest.calls import call_json
@@ -29,6 +30,9 @@ from server.rest.params import (
 )
 
 log = logging.getLogger(__name__)
+
+
+ID_255 = {"maxLength": 255}  # the columns' width: longer ids are refused (400)
 
 
 class SessionEvictor(Protocol):
@@ -109,7 +113,9 @@ def _call_error(message: str, status: int) -> web.Response:
 
 
 def _admin_route(
-    handler: Callable[[web.Request, str], Awaitable[web.StreamResponse]], error: Respond
+    handler: Callable[[web.Request, str], Awaitable[web.StreamResponse]],
+    error: Respond,
+    not_found: str = SESSION_NOT_FOUND,
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def respond(request: web.Request) -> web.StreamResponse:
         try:
@@ -121,8 +127,8 @@ def _admin_route(
             return await handler(request, who)
         except BadParameter as exc:
             return error(invalid_field(exc.name), 400)
-        except privacy.UnknownCursor:
-            return error(invalid_field("before"), 400)
+        except privacy.UnknownCursor:  # `before` names nothing (any more): 404, as an id would
+            return error(not_found, 404)
 
     return respond
 
@@ -193,24 +199,28 @@ def add_privacy_routes(app: web.Application, api: ApiRegistry) -> None:
     calls_denied = admin_responses(CallErrorResponse)
     routes = [
         (Operation("GET", "/api/v1/chat/sessions", "privacy", "List chat sessions (admin)",
-                   {200: SessionList, 400: ErrorMessage, **chat_denied}, query=SessionQuery,
+                   {200: SessionList, 400: ErrorMessage, 404: ErrorMessage, **chat_denied},
+                   query=SessionQuery,
                    admin=True), _admin_route(list_sessions, _chat_error)),
         (Operation("DELETE", "/api/v1/chat/sessions/{sessionId}", "privacy",
                    "Delete a chat session and its messages (admin)",
-                   {204: None, 404: ErrorMessage, **chat_denied}, admin=True,
-                   path_max={"sessionId": 255}),
+                   {204: None, 400: ErrorMessage, 404: ErrorMessage, **chat_denied}, admin=True,
+                   path_params={"sessionId": ID_255}),
          _admin_route(delete_session, _chat_error)),
         (Operation("GET", "/api/v1/users/{userId}/export", "privacy",
                    "Everything stored about a user, on every protocol (admin)",
-                   {200: UserExport, **chat_denied}, admin=True, path_max={"userId": 255}),
+                   {200: UserExport, 400: ErrorMessage, **chat_denied}, admin=True,
+                   path_params={"userId": ID_255}),
          _admin_route(export_user, _chat_error)),
         (Operation("DELETE", "/api/v1/users/{userId}", "privacy",
                    "Erase everything stored about a user (admin)",
-                   {200: Erased, **chat_denied}, admin=True, path_max={"userId": 255}),
+                   {200: Erased, 400: ErrorMessage, **chat_denied}, admin=True,
+                   path_params={"userId": ID_255}),
          _admin_route(erase_user, _chat_error)),
         (Operation("GET", "/api/v1/calls", "calls", "List calls (admin)",
-                   {200: CallList, 400: CallErrorResponse, **calls_denied}, query=CallQuery,
-                   admin=True), _admin_route(list_calls, _call_error)),
+                   {200: CallList, 400: CallErrorResponse, 404: CallErrorResponse,
+                    **calls_denied}, query=CallQuery,
+                   admin=True), _admin_route(list_calls, _call_error, CALL_NOT_FOUND)),
     ]  # fmt: skip
     for operation, handler in routes:
         api.add(app, operation, handler)
