@@ -75,7 +75,9 @@ async def test_sessions_list_filters_and_pages(any_server: LiveServer) -> None:
     assert [s["sessionId"] for s in inactive["sessions"]] == [made[0]]
     _, everyone = await get_json(base)
     assert other in {s["sessionId"] for s in everyone["sessions"]} and everyone["next"] is None
-    for bad in ("limit=0", "limit=201", "limit=x", "active=yes", "before=nope", "userId="):
+    status, body = await get_json(f"{base}?before=nope")  # names no session
+    assert (status, body) == (404, {"message": "세션을 찾을 수 없습니다"})
+    for bad in ("limit=0", "limit=201", "limit=x", "active=yes", "userId="):
         status, body = await get_json(f"{base}?{bad}")
         assert status == 400, bad
         assert body["message"].startswith("잘못된 요청입니다: "), body
@@ -101,7 +103,7 @@ async def test_messages_page_backwards_with_a_cursor(any_server: LiveServer) -> 
         f"text {i}" for i in range(60)
     ]
     status, body = await get_json(f"{url}?before=00000000-0000-0000-0000-000000000000")
-    assert status == 400 and body == {"message": "잘못된 요청입니다: before"}
+    assert status == 404 and body == {"message": "메시지를 찾을 수 없습니다"}
 
 
 async def test_deleting_a_session_tells_its_sockets_and_erases_its_messages(
