@@ -18,6 +18,7 @@ from server.startup import (
     load_settings,
     settings_help,
 )
+from server.transport import TransportHookMissing, UntestedVersion
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
             backlog=1024,
             loop=_event_loop(),
         )
+    except (UntestedVersion, TransportHookMissing) as exc:  # server/transport/README.md
+        print(f"mobok: not starting: {exc}", file=sys.stderr)
+        return EXIT_BAD_START
     except (StartupError, DatabaseUnreachable) as exc:
         print(f"mobok: {exc}", file=sys.stderr)
         return EXIT_BAD_START

@@ -15,8 +15,8 @@ import aiohttp
 import pytest
 from playwright.async_api import async_playwright
 
-from tests.browser import CHROMIUM_ARGS, require_chromium
 from tests.conftest import LiveServer, make_settings, serve
+from tests.support.browser import CHROMIUM_ARGS, require_chromium
 
 ROOT = Path(__file__).resolve().parent.parent
 METHODS = ("get", "post", "put", "patch", "delete")

@@ -24,8 +24,8 @@ from server.admin.retention import purge_once
 from server.chat import clock
 from server.keys import CHAT
 from tests.conftest import LiveServer, make_settings, serve
-from tests.sio import joined_chat_client
-from tests.waiting import until
+from tests.support.sio import joined_chat_client
+from tests.support.waiting import until
 
 SECRET = "a-privacy-test-secret-long-enough-for-hs256-at-32-bytes"
 CALLER = "01012345678"

@@ -15,9 +15,9 @@ from aiohttp import ClientSession
 from server.config import Settings
 from server.startup import StartupError, load_settings
 from tests.conftest import make_settings, serve
-from tests.fakes.gemini_server import running_fake_gemini
-from tests.processes import ROOT, free_port
-from tests.sio import RecordingClient
+from tests.support.fakes.gemini_server import running_fake_gemini
+from tests.support.processes import ROOT, free_port
+from tests.support.sio import RecordingClient
 
 NEUTRAL = {
     "HOST": "127.0.0.1",

@@ -1,4 +1,4 @@
-"""Raw websocket frames on a Socket.IO connection (`server/sio_websocket.py`), as a hostile
+"""Raw websocket frames on a Socket.IO connection (`server/transport/websocket.py`), as a hostile
 client would write them after the handshake: any opcode, reserved bits, unmasked frames,
 lengths that lie, control frames too long or fragmented, invalid UTF-8, bytes that are no
 frame at all, between valid Engine.IO packets.
@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from websockets.frames import Opcode
 from websockets.protocol import Protocol, Side, State
 
-from tests.fuzz import junk
+from tests.support.fuzz import junk
 
 HANDSHAKE = (
     b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
