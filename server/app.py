@@ -20,6 +20,7 @@ from namespaces.room_ws import setup_room_chat
 from namespaces.signaling import setup_voice
 from server import db
 from server.admin.retention import retention_task
+from server.admin.samples import metrics_history
 from server.ai.factory import create_llm
 from server.ai.prompts import WELFARE_CHAT_SYSTEM_PROMPT
 from server.chat.history import HistoryStore
@@ -32,6 +33,7 @@ from server.config import ROOT, Settings
 from server.errors import TEMPORARY_FAILURE
 from server.keys import CATALOG, CHAT, LLM_CLIENT, REDIS, SETTINGS, SIO, TOOLBOX
 from server.metrics import add_metrics_route
+from server.rest.admin import add_admin_console
 from server.rest.chat import add_chat_routes
 from server.rest.openapi import ApiRegistry, add_docs_routes, answer_wrong_methods
 from server.rest.privacy import SESSION_EVICTOR, add_privacy_routes
@@ -65,6 +67,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.cleanup_ctx.append(_chat_core)
     app.cleanup_ctx.append(_reaper)
     app.cleanup_ctx.append(retention_task)  # RETENTION_DAYS
+    app.cleanup_ctx.append(metrics_history)  # the admin console's last hour
     app.on_shutdown.append(_graceful_shutdown)
 
     api = ApiRegistry(title="mobok conversation server", version="0.1.0")
@@ -75,6 +78,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     setup_room_chat(app, api)
     setup_counseling(app, api)
     add_privacy_routes(app, api)  # admin: list, export, erase (docs/operations.md)
+    add_admin_console(app, api)  # /admin
     add_docs_routes(app, api)
     add_metrics_route(app)
     _allow_cors(app, settings)

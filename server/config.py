@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     auth_secret: str | None = None
     jwt_secret_key: str | None = None  # the counseling backend's name of AUTH_SECRET
     admin_token: str | None = None  # a static bearer token for the admin routes and /admin
+    admin_sample_seconds: float = Field(default=15, gt=0)  # the console's chart resolution
     # privacy: messages, calls and exchanges older than this are deleted (unset: kept forever)
     retention_days: float | None = Field(default=None, gt=0)
     retention_interval_minutes: float = Field(default=60, gt=0)
