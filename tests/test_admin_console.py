@@ -3,6 +3,7 @@ sign-in with ADMIN_TOKEN, and the figures its charts are drawn from."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
@@ -69,7 +70,8 @@ async def test_console_lists_shows_flags_exports_and_erases(
                 async with page.expect_download() as download_info:
                     await page.click("#export-user")
                 download = await download_info.value
-                exported = json.loads(Path(await download.path()).read_text())
+                saved = await download.path()
+                exported = json.loads(await asyncio.to_thread(Path(saved).read_text))
                 assert exported["userId"] == "grandma-kim"
                 assert len(exported["chatSessions"][0]["messages"]) == 4
 
