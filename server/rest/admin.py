@@ -27,7 +27,8 @@ COOKIE_MAX_AGE = 8 * 3600  # a working day
 _SIGN_IN = """<!DOCTYPE html>
 <html lang="ko"><head><meta charset="utf-8"><title>관리자 로그인</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<style>body{{font-family:system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem}}
+<link rel="stylesheet" href="/fonts/korean.css">
+<style>body{{font-family:system-ui,"mobok Korean",sans-serif;max-width:28rem;margin:4rem auto}}
 input,button{{font-size:1rem;padding:.5rem;width:100%;box-sizing:border-box;margin:.3rem 0}}
 .error{{color:#b00020}}</style></head>
 <body><h1>관리자 콘솔</h1><p class="error" role="alert">{message}</p>
