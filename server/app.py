@@ -23,6 +23,7 @@ from server.admin.retention import retention_task
 from server.admin.samples import metrics_history
 from server.ai.factory import create_llm
 from server.ai.prompts import WELFARE_CHAT_SYSTEM_PROMPT
+from server.calls.limits import spend_limits
 from server.chat.history import HistoryStore
 from server.chat.ratelimit import make_limiter
 from server.chat.reaper import run_reaper
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.cleanup_ctx.append(_chat_core)
     app.cleanup_ctx.append(_reaper)
     app.cleanup_ctx.append(retention_task)  # RETENTION_DAYS
+    app.cleanup_ctx.append(spend_limits)  # MAX_CALLS_PER_HOUR, MAX_PROCESS_PER_MINUTE
     app.cleanup_ctx.append(metrics_history)  # the admin console's last hour
     app.on_shutdown.append(_graceful_shutdown)
 

@@ -62,8 +62,8 @@ class Settings(BaseSettings):
     retention_interval_minutes: float = Field(default=60, gt=0)
     retention_batch_rows: int = Field(default=500, ge=1, le=10_000)
     # spend limits (counted in Redis with REDIS_URL, else per process)
-    max_calls_per_hour: int = Field(default=20, ge=1)  # calls placed per user (or IP)
-    max_process_per_minute: int = Field(default=10, ge=1)  # conversation/process per user
+    max_calls_per_hour: int = Field(default=30, ge=1)  # calls placed per user (or IP)
+    max_process_per_minute: int = Field(default=20, ge=1)  # conversation/process per user
     max_voice_turns_per_minute: int = Field(default=20, ge=1)  # answered utterances per call
     # `websocket` alone needs no sticky sessions behind a load balancer; both is the default
     socketio_transports: str = "polling,websocket"

@@ -70,6 +70,9 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "auth_secret": None,
         "jwt_secret_key": None,
         "admin_token": None,
+        # the spend limits have tests of their own (test_limits.py); others place many calls
+        "max_calls_per_hour": 100_000,
+        "max_process_per_minute": 100_000,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -25,6 +25,7 @@ from server.calls.errors import (
     SpeechFailed,
 )
 from server.calls.keys import CALLS, SENTIMENT, SPEECH, VOICE_CONVERSATION
+from server.calls.limits import SPEND_LIMITS, SpendLimited, client_key
 from server.calls.process import ConversationProcessor
 from server.calls.rtc import rtc_configuration
 from server.calls.sentiment import SentimentAnalyzer
@@ -53,6 +54,7 @@ _STATUS_OF_ERROR: list[tuple[type[ChatError], int]] = [
     (CallFinished, 409),
     (NothingHeard, 422),
     (SpeechFailed, 502),
+    (SpendLimited, 429),
 ]
 
 
@@ -70,11 +72,12 @@ def add_call_routes(app: web.Application, api: ApiRegistry) -> None:
         (Operation("GET", "/api/v1/calls/config", "calls", "WebRTC configuration",
                    {200: schema.RtcConfigResponse}), config),
         (Operation("POST", "/api/v1/calls", "calls", "Place a call (status RINGING)",
-                   {201: schema.CallResponse, **errors}, body=schema.CreateCallBody), create),
+                   {201: schema.CallResponse, **errors, 429: schema.CallErrorResponse},
+                   body=schema.CreateCallBody), create),
         (Operation("POST", "/api/v1/calls/conversation/process", "calls",
                    "One spoken turn: audio -> transcript -> answer -> speech",
                    {200: schema.ProcessedResponse, **conflict, 422: schema.CallErrorResponse,
-                    502: schema.CallErrorResponse},
+                    429: schema.CallErrorResponse, 502: schema.CallErrorResponse},
                    body=schema.ProcessConversationForm,
                    body_content_type="multipart/form-data"), process),
         (Operation("POST", "/api/v1/calls/{callId}/connect", "calls", "Connect (CONNECTING)",
@@ -128,6 +131,7 @@ async def create(request: web.Request, user: str | None) -> dict[str, Any]:
         payload = schema.CreateCallBody.model_validate(body)
     except ValidationError as exc:
         raise InvalidField(str(exc.errors()[0]["loc"][0])) from None
+    await request.app[SPEND_LIMITS].place_call(client_key(request, user))
     call = await request.app[CALLS].create(payload.callerNumber, payload.receiverNumber, owner=user)
     return {"call": call_json(call)}
 
@@ -165,6 +169,7 @@ async def process(request: web.Request, user: str | None) -> dict[str, Any]:
     if not isinstance(call_id, str) or not call_id.strip():
         raise InvalidField("callId")
     await _own_call(request, call_id.strip(), user)
+    await request.app[SPEND_LIMITS].process_turn(client_key(request, user))
     prompt = form.get("systemPrompt")
     system_prompt = prompt.strip() if isinstance(prompt, str) else ""
     app = request.app

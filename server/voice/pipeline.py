@@ -23,7 +23,8 @@ from av.audio.frame import AudioFrame
 
 from server.ai.audio import wav_bytes
 from server.calls.errors import SPEECH_FAILED
-from server.errors import AI_FAILED, ChatError
+from server.chat.ratelimit import RateLimiter
+from server.errors import AI_FAILED, RATE_LIMITED, ChatError
 from server.voice.inbound import audio_frames
 from server.voice.latency import TurnTimings
 from server.voice.outbound import SpeakerTrack
@@ -74,6 +75,8 @@ class CallPipeline:
         self._speaker = Speaker(tts, track, emit, self._speaking_failed)
         self._utterances: asyncio.Queue[Utterance] = asyncio.Queue()
         self._greeted = asyncio.Event()
+        # the peer lives in this process: its own window (MAX_VOICE_TURNS_PER_MINUTE)
+        self._turn_limit = RateLimiter(settings.max_turns_per_minute)
         self._tasks: set[asyncio.Task[None]] = set()
         self.turns: list[TurnTimings] = []  # latency of every answered utterance
 
@@ -121,6 +124,10 @@ class CallPipeline:
                 log.error("voice turn failed", exc_info=exc)
 
     async def _answer(self, utterance: Utterance) -> None:
+        if not await self._turn_limit.allow(self.call_id):  # before any paid speech work
+            log.info("voice turn refused: over the limit", extra={"callId": self.call_id})
+            await self._emit("error", {"message": RATE_LIMITED})
+            return
         timings = TurnTimings(
             utterance.speech_ended_at,
             utterance.detected_at,
