@@ -12,8 +12,9 @@ from server.auth import socket_grant, with_token_user
 from server.chat import clock
 from server.chat.history import StoredMessage
 from server.chat.service import HISTORY_LIMIT, ChatService, JoinResult
-from server.errors import JOINED, SESSION_NOT_FOUND, ChatError
+from server.errors import ChatError
 from server.metrics import TurnClock
+from server.texts import JOINED, SESSION_NOT_FOUND
 
 SessionId = Field(min_length=1, max_length=255)
 

@@ -17,7 +17,6 @@ import logging
 
 from aiohttp import web
 
-from server.admin.texts import ADMIN_LOOPBACK_ONLY, ADMIN_REQUIRED
 from server.auth import (
     AUTH_FAILED,
     AUTH_REQUIRED,
@@ -29,6 +28,7 @@ from server.auth import (
 )
 from server.config import Settings
 from server.keys import SETTINGS
+from server.texts import ADMIN_LOOPBACK_ONLY, ADMIN_REQUIRED
 
 log = logging.getLogger("server.admin")
 

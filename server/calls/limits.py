@@ -10,9 +10,10 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from server.chat.ratelimit import Limiter, make_limiter
-from server.errors import RATE_LIMITED, ChatError
+from server.conversation.ratelimit import Limiter, make_limiter
+from server.errors import ChatError
 from server.keys import REDIS, SETTINGS
+from server.texts import RATE_LIMITED
 
 HOUR = 3600.0
 

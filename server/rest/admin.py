@@ -18,6 +18,7 @@ from server.auth import Refused
 from server.keys import SETTINGS
 from server.rest.chat import ErrorMessage
 from server.rest.openapi import ApiRegistry, Operation, admin_responses
+from server.texts import ADMIN_TOKEN_MISSING
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     token = form.get("token")
     if not isinstance(token, str) or not token.strip():
-        return _sign_in("토큰을 입력하세요", 400)
+        return _sign_in(ADMIN_TOKEN_MISSING, 400)
     try:
         who = identify(request.app[SETTINGS], token.strip(), remote=None)  # the token alone
     except Refused as exc:

@@ -9,14 +9,13 @@ from pydantic import BaseModel, Field
 
 from server import db
 from server.admin.privacy import UnknownCursor, message_page
-from server.admin.texts import MESSAGE_NOT_FOUND
 from server.auth import Forbidden, Refused, request_grant
 from server.chat import clock
 from server.chat.service import ChatService
-from server.errors import SESSION_NOT_FOUND, invalid_field
 from server.ownership import chat_session_owner
 from server.rest.openapi import ApiRegistry, Operation, auth_responses
 from server.rest.params import ID_PATTERN, BadParameter, bounded_limit, optional_id
+from server.texts import MESSAGE_NOT_FOUND, SESSION_NOT_FOUND, invalid_field
 
 
 class MessageOut(BaseModel):

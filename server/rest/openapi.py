@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from server.keys import SETTINGS
+from server.texts import method_not_allowed
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -186,7 +187,7 @@ def answer_wrong_methods(app: web.Application, registry: ApiRegistry) -> None:
 
         async def not_allowed(request: web.Request, allow: str = allow) -> web.Response:
             return web.json_response(
-                {"message": f"허용되지 않는 메서드입니다: {request.method}"},
+                {"message": method_not_allowed(request.method)},
                 status=405,
                 headers={"Allow": allow},
             )

@@ -14,7 +14,6 @@ from server.admin import privacy
 from server.admin.access import admin_identity, audit
 from server.auth import Refused
 from server.calls.errors import CALL_NOT_FOUND
-from server.errors import SESSION_NOT_FOUND, invalid_field
 from server.keys import REDIS, SETTINGS
 from server.rest.calls import call_json
 from server.rest.calls_schemas import CallErrorResponse, CallOut, CallStatusName
@@ -28,6 +27,7 @@ from server.rest.params import (
     optional_id,
     path_id,
 )
+from server.texts import SESSION_NOT_FOUND, invalid_field
 
 log = logging.getLogger(__name__)
 

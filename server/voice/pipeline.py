@@ -22,9 +22,9 @@ from aiortc import MediaStreamTrack
 from av.audio.frame import AudioFrame
 
 from server.ai.audio import wav_bytes
-from server.calls.errors import SPEECH_FAILED
-from server.chat.ratelimit import RateLimiter
-from server.errors import AI_FAILED, RATE_LIMITED, ChatError
+from server.conversation.ratelimit import RateLimiter
+from server.errors import ChatError
+from server.texts import AI_FAILED, RATE_LIMITED, SPEECH_FAILED
 from server.voice.inbound import audio_frames
 from server.voice.latency import TurnTimings
 from server.voice.outbound import SpeakerTrack
