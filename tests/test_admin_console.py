@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 from pathlib import Path
 
 import aiohttp
+import pytest
 from playwright.async_api import async_playwright, expect
 
 from models import ChatMessage, ChatSession, Sender
@@ -137,3 +139,23 @@ async def test_the_samples_count_turns_per_minute(any_server: LiveServer) -> Non
     assert read_totals().turns == before + 1
     point = history.sample()
     assert point["turnsPerMinute"] > 0 and point["turnMeanMs"] is not None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "said"),
+    [
+        ({}, "loopback clients only (set ADMIN_TOKEN or AUTH_SECRET to open them to others)"),
+        ({"admin_token": "t" * 32}, "ADMIN_TOKEN"),
+        (
+            {"auth_secret": "s" * 32, "admin_token": "t" * 32},
+            "a JWT with role admin or ADMIN_TOKEN",
+        ),
+    ],
+)
+async def test_the_start_says_who_may_administer(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture, overrides: dict[str, str], said: str
+) -> None:
+    caplog.set_level(logging.INFO, logger="server.rest.admin")
+    async with serve(make_settings(sqlite_url, **overrides)):
+        pass
+    assert f"admin routes and /admin: {said}" in caplog.messages
