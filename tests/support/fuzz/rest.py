@@ -280,8 +280,10 @@ def process_conversation(known: Known) -> st.SearchStrategy[Request]:
                     400, invalid_field("callId")), body  # fmt: skip
             elif call_id.strip() != known.call_id:
                 assert (response.status, body["error"]["message"]) == (404, CALL_NOT_FOUND), body
-            else:  # junk audio for a real call: nothing heard, or no speech to be had
-                assert response.status in (200, 409, 422, 502), body
+            else:  # junk audio for a real call: not audio at all, nothing heard, no speech
+                if response.status == 400:
+                    assert body["error"]["message"] == invalid_field("audio"), body
+                assert response.status in (200, 400, 409, 422, 502), body
 
         return Request("POST", "/api/v1/calls/conversation/process", check, body=data)
 
