@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     history_context_messages: int = Field(default=20, gt=0)
 
     welfare_catalog_path: Path | None = None
+    # POSTed {protocol, sessionId, category, level, timestamp} for every message at risk
+    safety_webhook_url: str | None = None
     agents_path: Path | None = None  # §3 agents per project; None = the shipped file
     ws_heartbeat_seconds: float = Field(default=30.0, gt=0)  # protocol pings on plain websockets
     delta_flush_ms: float = Field(default=30.0, ge=0)  # token deltas coalesced this long
