@@ -21,6 +21,7 @@ from server.calls.errors import (
     NothingHeard,
     SpeechFailed,
 )
+from server.calls.limits import SPEND_LIMITS, SpendLimited, client_key
 from server.calls.process import ConversationProcessor
 from server.calls.rtc import rtc_configuration
 from server.calls.transcript import call_transcript
@@ -48,27 +49,29 @@ _STATUS_OF_ERROR: list[tuple[type[ChatError], int]] = [
     (CallFinished, 409),
     (NothingHeard, 422),
     (SpeechFailed, 502),
+    (SpendLimited, 429),
 ]
 
 
 def add_call_routes(app: web.Application, api: ApiRegistry) -> None:
     auth = auth_responses(app, schema.CallErrorResponse)  # with AUTH_SECRET
-    errors: dict[int, type[BaseModel]] = {
+    errors: dict[int, type[BaseModel] | None] = {
         400: schema.CallErrorResponse,
         404: schema.CallErrorResponse,
         **auth,
     }
-    conflict: dict[int, type[BaseModel]] = {**errors, 409: schema.CallErrorResponse}
+    conflict: dict[int, type[BaseModel] | None] = {**errors, 409: schema.CallErrorResponse}
     routes: list[tuple[Operation, DataHandler]] = [
         # `config` before `{callId}`: the first route that matches wins
         (Operation("GET", "/api/v1/calls/config", "calls", "WebRTC configuration",
                    {200: schema.RtcConfigResponse}), config),
         (Operation("POST", "/api/v1/calls", "calls", "Place a call (status RINGING)",
-                   {201: schema.CallResponse, **errors}, body=schema.CreateCallBody), create),
+                   {201: schema.CallResponse, **errors, 429: schema.CallErrorResponse},
+                   body=schema.CreateCallBody), create),
         (Operation("POST", "/api/v1/calls/conversation/process", "calls",
                    "One spoken turn: audio -> transcript -> answer -> speech",
                    {200: schema.ProcessedResponse, **conflict, 422: schema.CallErrorResponse,
-                    502: schema.CallErrorResponse},
+                    429: schema.CallErrorResponse, 502: schema.CallErrorResponse},
                    body=schema.ProcessConversationForm,
                    body_content_type="multipart/form-data"), process),
         (Operation("POST", "/api/v1/calls/{callId}/connect", "calls", "Connect (CONNECTING)",
@@ -107,6 +110,7 @@ async def create(request: web.Request, user: str | None) -> dict[str, Any]:
         payload = schema.CreateCallBody.model_validate(body)
     except ValidationError as exc:
         raise InvalidField(str(exc.errors()[0]["loc"][0])) from None
+    await request.app[SPEND_LIMITS].place_call(client_key(request, user))
     call = await request.app[CALLS].create(payload.callerNumber, payload.receiverNumber, owner=user)
     return {"call": call_json(call)}
 
@@ -124,6 +128,7 @@ async def end(request: web.Request, user: str | None) -> dict[str, Any]:
 async def get(request: web.Request, user: str | None) -> dict[str, Any]:
     await _own_call(request, request.match_info["callId"], user)
     call = await request.app[CALLS].get(request.match_info["callId"])
+    # what was said, oldest first, each caller utterance with its sentiment once judged
     return {"call": call_json(call), "transcript": await call_transcript(call)}
 
 
@@ -143,6 +148,7 @@ async def process(request: web.Request, user: str | None) -> dict[str, Any]:
     if not isinstance(call_id, str) or not call_id.strip():
         raise InvalidField("callId")
     await _own_call(request, call_id.strip(), user)
+    await request.app[SPEND_LIMITS].process_turn(client_key(request, user))
     prompt = form.get("systemPrompt")
     system_prompt = prompt.strip() if isinstance(prompt, str) else ""
     app = request.app
