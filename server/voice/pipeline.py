@@ -18,12 +18,15 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
+import onnxruntime as ort
 from aiortc import MediaStreamTrack
 from av.audio.frame import AudioFrame
 
 from server.ai.audio import wav_bytes
 from server.calls.errors import SPEECH_FAILED
 from server.errors import AI_FAILED, ChatError
+from server.metrics import VOICE_TURN_EVENTS
+from server.voice import endpoint, models
 from server.voice.inbound import audio_frames
 from server.voice.latency import TurnTimings
 from server.voice.outbound import SpeakerTrack
@@ -31,24 +34,30 @@ from server.voice.ports import Conversation, Emit, Synthesizer, Transcriber
 from server.voice.resample import RATE, MonoResampler
 from server.voice.settings import VoiceSettings
 from server.voice.speaker import Line, Speaker
-from server.voice.turns import TurnDetector, Utterance
+from server.voice.turns import Event, Pause, SpeechStarted, TurnDetector, Utterance
 from server.voice.vad import SpeechDetector
 
 log = logging.getLogger(__name__)
 
 
 class Hearing:
-    """resample -> VAD -> turns for one frame of the caller (~25 us)."""
+    """resample -> VAD -> turns for one frame of the caller."""
 
-    def __init__(self, settings: VoiceSettings) -> None:
+    def __init__(self, settings: VoiceSettings, vad_model: ort.InferenceSession) -> None:
         self._resample = MonoResampler(RATE)
-        self._vad = SpeechDetector(settings.vad_aggressiveness, RATE)
-        self._turns = TurnDetector(settings.vad_silence_ms, settings.vad_min_speech_ms)
+        self.vad = SpeechDetector(vad_model, settings.vad_threshold)
+        self.turns = TurnDetector(
+            pause_ms=settings.pause_ms,
+            max_silence_ms=settings.max_silence_ms,
+            min_speech_ms=settings.vad_min_speech_ms,
+            max_utterance_ms=int(settings.max_utterance_seconds * 1000),
+            confirm_ms=settings.barge_in_ms,
+        )
 
-    def __call__(self, frame: AudioFrame, arrived: float) -> list[Utterance]:
+    def __call__(self, frame: AudioFrame, arrived: float) -> list[Event]:
         pcm = self._resample(frame)
-        done = (self._turns.feed(chunk, speech, arrived) for chunk, speech in self._vad(pcm))
-        return [utterance for utterance in done if utterance is not None]
+        done = (self.turns.feed(chunk, speech, arrived) for chunk, speech in self.vad(pcm))
+        return [event for event in done if event is not None]
 
 
 class CallPipeline:
@@ -70,11 +79,10 @@ class CallPipeline:
         self._conversation = conversation
         self._emit = emit
         self._settings = settings
-        self._hearing = Hearing(settings)
         self._speaker = Speaker(tts, track, emit, self._speaking_failed)
         self._utterances: asyncio.Queue[Utterance] = asyncio.Queue()
         self._greeted = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self.turns: list[TurnTimings] = []  # latency of every answered utterance
 
     def start(self, incoming: MediaStreamTrack) -> None:
@@ -106,10 +114,58 @@ class CallPipeline:
             self._greeted.set()
 
     async def _listen(self, incoming: MediaStreamTrack) -> None:
+        try:
+            vad_model = await asyncio.to_thread(models.session, models.SILERO_VAD)
+            turn_model = None
+            if self._settings.turn_model == "smart-turn":
+                turn_model = await asyncio.to_thread(models.session, models.SMART_TURN)
+        except models.ModelUnavailable as exc:
+            log.error("voice models unavailable: the AI cannot hear this call: %s", exc)
+            raise
+        hearing = Hearing(self._settings, vad_model)
         async for frame in audio_frames(incoming):
-            for utterance in self._hearing(frame, time.monotonic()):
-                self._utterances.put_nowait(utterance)
+            for event in hearing(frame, time.monotonic()):
+                if isinstance(event, Utterance):
+                    self._utterances.put_nowait(event)
+                elif isinstance(event, Pause):
+                    event.transcript = self._spawn_transcript(event.pcm)
+                    if turn_model is not None:
+                        self._spawn(self._decide(hearing.turns, turn_model, event))
+                elif isinstance(event, SpeechStarted):
+                    self._caller_speaks(event)
         log.info("caller audio ended", extra={"callId": self.call_id})
+
+    async def _decide(self, turns: TurnDetector, model: ort.InferenceSession, pause: Pause) -> None:
+        """After a pause: the end-of-turn model judges the audio so far (off the loop)."""
+        started = time.monotonic()
+        complete = await asyncio.to_thread(endpoint.completion, model, pause.pcm)
+        decided = time.monotonic()
+        if complete < endpoint.COMPLETE:
+            VOICE_TURN_EVENTS.labels("turn_continued").inc()
+            return  # the caller goes on, or the longest silence ends the turn
+        utterance = turns.end(pause, decided, decided - started)
+        if utterance is not None:
+            self._utterances.put_nowait(utterance)
+
+    def _spawn_transcript(self, pcm: bytes) -> asyncio.Task[str | None]:
+        """STT of the utterance so far, started at the pause while the end of the turn is
+        decided: once it is, the transcript is (nearly) ready. None when STT failed."""
+        task = asyncio.create_task(self._transcribe(pcm))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _transcribe(self, pcm: bytes) -> str | None:
+        try:
+            return (
+                await self._stt.transcribe(wav_bytes(pcm, RATE), filename="utterance.wav")
+            ).strip()
+        except Exception as exc:
+            log.warning("speech to text failed: %s", exc)
+            return None
+
+    def _caller_speaks(self, event: SpeechStarted) -> None:
+        """The caller has been speaking for `barge_in_ms`."""
 
     async def _converse(self) -> None:
         await self._greeted.wait()  # answers never overtake the greeting
@@ -126,18 +182,22 @@ class CallPipeline:
             utterance.detected_at,
             call_id=self.call_id,
             turn=len(self.turns) + 1,
+            decision_seconds=utterance.decision_seconds,
         )
-        try:
-            wav = wav_bytes(utterance.pcm, RATE)
-            started = time.monotonic()
-            transcript = (await self._stt.transcribe(wav, filename="utterance.wav")).strip()
-        except Exception as exc:
-            log.warning("speech to text failed: %s", exc)
+        VOICE_TURN_EVENTS.labels(f"end_of_turn_{utterance.ended_by}").inc()
+        started = time.monotonic()
+        transcript = None
+        if utterance.transcript is not None:  # started at the pause
+            transcript = await utterance.transcript
+        if transcript is None:
+            transcript = await self._transcribe(utterance.pcm)
+        if transcript is None:
             await self._emit("error", {"message": SPEECH_FAILED})
             return
         timings.stt_finished(started, time.monotonic())
         if not transcript:
             log.info("utterance without words", extra={"seconds": round(utterance.seconds, 2)})
+            VOICE_TURN_EVENTS.labels("false_start").inc()
             return
         spoken = 0
 

@@ -1,0 +1,165 @@
+"""Turn taking on real calls (aiortc over loopback, the fake OpenAI): generated audio in
+noise beds, pauses, speech over the AI and bad input. Each test asserts what the caller
+would notice (how many answers, whether the AI stopped), never how fast."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from models import ChatMessage
+from server.voice import endpoint, models
+from server.voice.keys import VOICE_CALLS
+from server.voice.vad import SpeechDetector
+from tests.conftest import LiveServer, fake_openai_settings, require, serve
+from tests.fakes.openai_server import FakeOpenAI
+from tests.sio import RecordingClient
+from tests.test_voice_pipeline import connect_caller, place_call
+from tests.voice_client import (
+    Caller,
+    espeak_available,
+    pcm16,
+    pink_noise,
+    rms,
+    silence,
+    spoken_pcm,
+)
+from tests.waiting import until
+
+NOISE_UNDER_SPEECH_DB = 8
+
+
+def noise_under(speech: np.ndarray, seconds: float, seed: int = 1) -> np.ndarray:
+    return pink_noise(seconds, rms(speech) / 10 ** (NOISE_UNDER_SPEECH_DB / 20), seed)
+
+
+def detector_verdicts(samples48: np.ndarray) -> list[bool]:
+    """The VAD's verdict per 32 ms of 48 kHz samples (decimated to 16 kHz)."""
+    detector = SpeechDetector(models.session(models.SILERO_VAD))
+    return [speech for _, speech in detector(pcm16(samples48[::3]))]
+
+
+def test_the_vad_ignores_steady_noise_and_hears_speech_inside_it() -> None:
+    require(espeak_available(), "espeak-ng is not installed")
+    speech = spoken_pcm()
+    noise = noise_under(speech, 15)
+    assert sum(detector_verdicts(noise)) == 0  # 15 s of pink noise 8 dB under the voice
+    bed = noise[: speech.size] + speech
+    heard = detector_verdicts(bed)
+    assert sum(heard) > 0.6 * len(heard)
+    dc = detector_verdicts(np.full(48_000, 8000.0))  # a DC offset alone is not sound
+    assert sum(dc) == 0
+
+
+def test_the_end_of_turn_model_hears_a_trailing_phrase() -> None:
+    require(espeak_available(), "espeak-ng is not installed")
+    model = models.session(models.SMART_TURN)
+
+    def completion(text: str) -> float:
+        pcm = pcm16(np.concatenate([spoken_pcm(text), silence(0.2)])[::3])
+        return endpoint.completion(model, pcm)
+
+    assert completion("I want to know about services for senior citizens.") > endpoint.COMPLETE
+    assert completion("I want to know about,") < endpoint.COMPLETE
+
+
+def test_a_model_file_that_does_not_match_its_checksum_is_refused() -> None:
+    tampered = models.ModelFile("pipecat-ai", models.SILERO_VAD.path, "0" * 64)
+    with pytest.raises(models.ModelUnavailable, match="SHA-256"):
+        tampered.read()
+    with pytest.raises(models.ModelUnavailable, match="not installed"):
+        models.ModelFile("no-such-package-here", "x.onnx", "0" * 64).read()
+
+
+@pytest.fixture
+async def voice(
+    sqlite_url: str, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[LiveServer]:
+    require(espeak_available(), "espeak-ng is not installed")
+    monkeypatch.setenv("RTC_ICE_LOOPBACK", "1")
+    monkeypatch.setenv("VOICE_GREETING_DELAY_MS", "100")
+    async with serve(fake_openai_settings(sqlite_url, fake_openai)) as live:
+        yield live
+
+
+async def greeted_call(live: LiveServer) -> tuple[Any, RecordingClient, Caller]:
+    call = await place_call(live)
+    signaling, caller = await connect_caller(live, call)
+    await signaling.next("ai-audio-response", timeout=20)
+    await caller.sound()
+    await caller.silent_for(0.3)
+    return call, signaling, caller
+
+
+async def answered(session_id: str) -> list[ChatMessage]:
+    """The caller's utterances the AI took as turns (each is stored, then answered)."""
+    return list(await ChatMessage.filter(session_id=session_id, sender="user"))
+
+
+async def test_noise_alone_makes_no_turn(voice: LiveServer, fake_openai: FakeOpenAI) -> None:
+    call, signaling, caller = await greeted_call(voice)
+    try:
+        await caller.play(noise_under(spoken_pcm(), 15))
+        await caller.play(silence(1.6))  # the longest silence after it
+        assert await answered(call.session_id) == []
+        assert fake_openai.transcriptions == []  # nothing was even sent to STT
+    finally:
+        await caller.close()
+        await signaling.close()
+
+
+async def test_speech_in_a_noise_bed_is_answered_while_the_noise_goes_on(
+    voice: LiveServer,
+) -> None:
+    call, signaling, caller = await greeted_call(voice)
+    try:
+        speech = spoken_pcm()
+        bed = noise_under(speech, 2 + speech.size / 48_000 + 6)
+        start = 2 * 48_000
+        bed[start : start + speech.size] += speech
+        playing = caller.play(bed)
+        reply = await signaling.next("ai-audio-response", timeout=30)
+        assert reply["transcript"]
+        assert not playing.done()  # answered while the noise still plays
+        await playing
+        assert len(await answered(call.session_id)) == 1
+    finally:
+        await caller.close()
+        await signaling.close()
+
+
+async def test_a_pause_mid_sentence_is_one_turn(voice: LiveServer) -> None:
+    call, signaling, caller = await greeted_call(voice)
+    try:
+        first, rest = spoken_pcm("I want to know about,"), spoken_pcm("services for seniors.")
+        await caller.play(np.concatenate([first, silence(0.7), rest, silence(0.1)]))
+        await signaling.next("ai-audio-response", timeout=30)
+        await caller.play(silence(2))  # a second answer would have started by now
+        assert len(await answered(call.session_id)) == 1
+    finally:
+        await caller.close()
+        await signaling.close()
+
+
+async def test_bad_input_breaks_nothing(voice: LiveServer) -> None:
+    call, signaling, caller = await greeted_call(voice)
+    try:
+        await caller.play(silence(2))  # a muted microphone
+        await caller.play(np.full(48_000, -9000.0))  # a DC offset alone
+        assert await answered(call.session_id) == []
+        clipped = np.clip(spoken_pcm() * 12, -32768, 32767)  # a microphone overdriven
+        await caller.play(np.concatenate([clipped + 3000, silence(0.3)]))  # ... off centre
+        await signaling.next("ai-audio-response", timeout=30)
+        await until(lambda: True)
+        assert len(await answered(call.session_id)) == 1
+        pipeline = voice.app[VOICE_CALLS].of_call(call.id)[0].pipeline
+        await until(lambda: bool(pipeline.turns))
+        # hanging up in the middle of a sentence
+        caller.play(spoken_pcm())
+    finally:
+        await caller.close()
+        await signaling.close()
+    await until(lambda: len(voice.app[VOICE_CALLS]) == 0, timeout=40)
