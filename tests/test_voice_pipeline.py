@@ -53,7 +53,8 @@ def test_turn_ends_after_the_longest_silence_without_a_model() -> None:
 def test_a_pause_asks_the_model_and_speech_resumed_cancels_its_verdict() -> None:
     turns = TurnDetector(pause_ms=192, max_silence_ms=1504, min_speech_ms=200, confirm_ms=256)
     events = [turns.feed(SPEECH_FRAME, True, i * 0.032) for i in range(10)]
-    assert [type(e).__name__ for e in events if e] == ["SpeechStarted"]  # after 8 frames
+    # the first speech frame, then 8 of them (256 ms): the caller is really talking
+    assert [type(e).__name__ for e in events if e] == ["SpeechOnset", "SpeechStarted"]
     events = [turns.feed(SPEECH_FRAME, False, 1 + i * 0.032) for i in range(6)]
     pause = events[5]
     assert isinstance(pause, Pause) and events[:5] == [None] * 5

@@ -153,7 +153,6 @@ async def test_bad_input_breaks_nothing(voice: LiveServer) -> None:
         clipped = np.clip(spoken_pcm() * 12, -32768, 32767)  # a microphone overdriven
         await caller.play(np.concatenate([clipped + 3000, silence(0.3)]))  # ... off centre
         await signaling.next("ai-audio-response", timeout=30)
-        await until(lambda: True)
         assert len(await answered(call.session_id)) == 1
         pipeline = voice.app[VOICE_CALLS].of_call(call.id)[0].pipeline
         await until(lambda: bool(pipeline.turns))
@@ -163,3 +162,106 @@ async def test_bad_input_breaks_nothing(voice: LiveServer) -> None:
         await caller.close()
         await signaling.close()
     await until(lambda: len(voice.app[VOICE_CALLS]) == 0, timeout=40)
+
+
+async def replying_call(live: LiveServer) -> tuple[Any, RecordingClient, Caller]:
+    """A call whose AI has started speaking its (several sentences long) reply."""
+    call, signaling, caller = await greeted_call(live)
+    caller.quiet()
+    await caller.play(np.concatenate([spoken_pcm(), silence(0.3)]))
+    first = await signaling.next("ai-audio-response", timeout=30)
+    assert first["transcript"]
+    await caller.sound()
+    return call, signaling, caller
+
+
+@pytest.mark.parametrize("piece_delay", [0.0, 0.25], ids=["reply-written", "reply-streaming"])
+async def test_speech_over_the_ai_stops_it_and_is_answered(
+    voice: LiveServer, fake_openai: FakeOpenAI, piece_delay: float
+) -> None:
+    fake_openai.piece_delay = piece_delay
+    call, signaling, caller = await replying_call(voice)
+    try:
+        caller.play(np.concatenate([spoken_pcm(), silence(0.3)]))
+        interrupted = await signaling.next("ai-audio-interrupted", timeout=10)
+        assert isinstance(interrupted["timestamp"], int)
+        fake_openai.piece_delay = 0.0
+        await caller.silent_for(0.4, timeout=3)  # far sooner than the rest of the reply
+
+        async def two_answers() -> bool:
+            rows = await ChatMessage.filter(session_id=call.session_id, sender="assistant")
+            return len(rows) >= 3  # greeting, the interrupted reply, the new answer
+
+        await until(two_answers, timeout=30)
+        rows = list(await ChatMessage.filter(session_id=call.session_id).order_by("created_at"))
+        senders = [r.sender for r in rows]
+        assert senders[:5] == ["assistant", "user", "assistant", "user", "assistant"]
+        cut, answer = rows[2], rows[4]
+        assert cut.metadata and cut.metadata["interrupted"] is True
+        assert cut.content and len(cut.content) < len(answer.content)
+        assert answer.metadata and "interrupted" not in answer.metadata
+        assert cut.metadata["replyTo"] == rows[1].id
+        # the new utterance was answered with the cut reply in its context, as heard
+        context = fake_openai.requests[-2]["messages"]
+        assert {"role": "assistant", "content": cut.content} in context
+    finally:
+        await caller.close()
+        await signaling.close()
+
+
+async def test_a_cough_over_the_ai_does_not_stop_it(voice: LiveServer) -> None:
+    call, signaling, caller = await replying_call(voice)
+    try:
+        caller.play(spoken_pcm()[: int(0.12 * 48_000)])  # 120 ms of sound
+        await caller.silent_for(1.0, timeout=30)  # the whole reply plays out
+        rows = await ChatMessage.filter(session_id=call.session_id, sender="assistant")
+        assert len(rows) == 2 and not any(r.metadata.get("interrupted") for r in rows)
+        assert signaling.of("ai-audio-interrupted") == []
+    finally:
+        await caller.close()
+        await signaling.close()
+
+
+async def test_an_endless_utterance_is_cut_and_answered(
+    sqlite_url: str, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require(espeak_available(), "espeak-ng is not installed")
+    monkeypatch.setenv("RTC_ICE_LOOPBACK", "1")
+    monkeypatch.setenv("VOICE_GREETING_DELAY_MS", "100")
+    settings = fake_openai_settings(sqlite_url, fake_openai, max_utterance_seconds=2)
+    async with serve(settings) as live:
+        call, signaling, caller = await greeted_call(live)
+        try:
+            speech = spoken_pcm()
+            endless = np.concatenate([speech] * 3)  # ~9 s without a pause
+            playing = caller.play(endless)
+            await signaling.next("ai-audio-response", timeout=30)
+            assert not playing.done()  # answered while the caller still talks
+            assert len(await answered(call.session_id)) == 1
+        finally:
+            await caller.close()
+            await signaling.close()
+
+
+async def test_without_barge_in_the_ai_finishes_then_answers(
+    sqlite_url: str, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require(espeak_available(), "espeak-ng is not installed")
+    monkeypatch.setenv("RTC_ICE_LOOPBACK", "1")
+    monkeypatch.setenv("VOICE_GREETING_DELAY_MS", "100")
+    async with serve(fake_openai_settings(sqlite_url, fake_openai, barge_in=False)) as live:
+        call, signaling, caller = await replying_call(live)
+        try:
+            await caller.play(np.concatenate([spoken_pcm(), silence(0.3)]))
+            await signaling.next("ai-audio-response", timeout=30)  # the rest of the reply
+
+            async def answered_twice() -> bool:
+                return len(await answered(call.session_id)) == 2
+
+            await until(answered_twice, timeout=30)
+            rows = await ChatMessage.filter(session_id=call.session_id, sender="assistant")
+            assert not any(r.metadata.get("interrupted") for r in rows)
+            assert signaling.of("ai-audio-interrupted") == []
+        finally:
+            await caller.close()
+            await signaling.close()

@@ -7,12 +7,13 @@ AUDIO and the call id in their metadata, so the model's context is the call's ow
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
-from models import MessageType, Sender
+from models import ChatMessage, MessageType, Sender
 from server.ai.base import LLM, PromptMessage
 from server.calls.errors import NothingHeard
 from server.calls.prompts import CALL_GREETING, PHONE_COUNSELOR_SYSTEM_PROMPT
@@ -29,6 +30,16 @@ log = logging.getLogger(__name__)
 
 SentenceSink = Callable[[str], Awaitable[None]]
 _ROLES = {"user": "user", "assistant": "assistant", "system": "system"}
+
+
+class HeardReply(Protocol):
+    """What the caller has heard of a reply (the voice pipeline keeps it up to date); its
+    `message_id` is set once the reply is stored."""
+
+    message_id: str | None
+
+    @property
+    def text(self) -> str: ...
 
 
 class VoiceConversation:
@@ -70,6 +81,7 @@ class VoiceConversation:
         *,
         system_prompt: str | None = None,
         model_clock: ModelClock | None = None,
+        reply: HeardReply | None = None,
     ) -> str:
         """Store the caller's words, answer them and store the answer; return its text.
 
@@ -77,6 +89,8 @@ class VoiceConversation:
         start on the first one; keep it quick (queue the work). Its failures are logged and
         do not stop the reply. The model's failure is `ChatError(AI_FAILED)`; the transcript
         stays stored. `model_clock`, when given, records the time spent waiting on the model.
+        Cancelled mid-way (the caller barged in), it stores what `reply` says was heard,
+        with `metadata.interrupted`, before the cancellation goes on.
         """
         transcript = transcript.strip()
         if not transcript:
@@ -98,14 +112,26 @@ class VoiceConversation:
                     await _speak(on_sentence, sentence, call_id)
 
             llm = self.llm if model_clock is None else model_clock.timed(self.llm)
-            result = await answer_within(
-                llm,
-                self.toolbox,
-                context,
-                on_delta,
-                timeout=self.ai_timeout,
-                log_context={"call": call_id},
-            )
+            try:
+                result = await answer_within(
+                    llm,
+                    self.toolbox,
+                    context,
+                    on_delta,
+                    timeout=self.ai_timeout,
+                    log_context={"call": call_id},
+                )
+            except asyncio.CancelledError:
+                if reply is not None and reply.text:
+                    stored = await self.history.add(
+                        session_id,
+                        Sender.ASSISTANT,
+                        reply.text,
+                        message_type=MessageType.AUDIO,
+                        metadata={"callId": call_id, "replyTo": asked.id, "interrupted": True},
+                    )
+                    reply.message_id = stored.id
+                raise
             if model_clock is not None:
                 model_clock.done = time.monotonic()
             for sentence in splitter.flush():
@@ -113,14 +139,27 @@ class VoiceConversation:
             metadata: dict[str, Any] = {"callId": call_id, "replyTo": asked.id}
             if result.tools_used:
                 metadata["tools"] = result.tools_used
-            await self.history.add(
+            stored = await self.history.add(
                 session_id,
                 Sender.ASSISTANT,
                 result.text,
                 message_type=MessageType.AUDIO,
                 metadata=metadata,
             )
+            if reply is not None:
+                reply.message_id = stored.id
             return result.text
+
+    async def interrupted(self, session_id: str, message_id: str, spoken: str) -> None:
+        """The caller barged in on a stored reply: keep only what they heard of it (nothing
+        heard: the text stays), marked `metadata.interrupted`."""
+        row = await ChatMessage.filter(id=message_id, session_id=session_id).first()
+        if row is None:
+            return
+        row.metadata = {**(row.metadata or {}), "interrupted": True}
+        row.content = spoken or row.content
+        await row.save(update_fields=["content", "metadata"])
+        self.history.cache.drop(session_id)
 
     async def _context(self, session_id: str, system_prompt: str) -> list[PromptMessage]:
         """The system prompt and the call's last N messages, the caller's newest last."""

@@ -24,17 +24,26 @@ from av.audio.frame import AudioFrame
 
 from server.ai.audio import wav_bytes
 from server.calls.errors import SPEECH_FAILED
+from server.chat import clock
 from server.errors import AI_FAILED, ChatError
 from server.metrics import VOICE_TURN_EVENTS
 from server.voice import endpoint, models
+from server.voice.bargein import BargeIn
 from server.voice.inbound import audio_frames
 from server.voice.latency import TurnTimings
 from server.voice.outbound import SpeakerTrack
 from server.voice.ports import Conversation, Emit, Synthesizer, Transcriber
 from server.voice.resample import RATE, MonoResampler
 from server.voice.settings import VoiceSettings
-from server.voice.speaker import Line, Speaker
-from server.voice.turns import Event, Pause, SpeechStarted, TurnDetector, Utterance
+from server.voice.speaker import Line, Reply, Speaker
+from server.voice.turns import (
+    Event,
+    Pause,
+    SpeechOnset,
+    SpeechStarted,
+    TurnDetector,
+    Utterance,
+)
 from server.voice.vad import SpeechDetector
 
 log = logging.getLogger(__name__)
@@ -80,6 +89,11 @@ class CallPipeline:
         self._emit = emit
         self._settings = settings
         self._speaker = Speaker(tts, track, emit, self._speaking_failed)
+        self._barge_in = BargeIn(track, enabled=settings.barge_in)
+        self._reply: Reply | None = None  # the latest reply, as the caller heard it
+        self._responding = False  # the model is writing `_reply`
+        self._answering: asyncio.Task[None] | None = None
+        self._revising: asyncio.Task[None] | None = None  # storing an interruption
         self._utterances: asyncio.Queue[Utterance] = asyncio.Queue()
         self._greeted = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -98,10 +112,11 @@ class CallPipeline:
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._speaker.close()
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _greet(self) -> None:
         try:
@@ -124,15 +139,20 @@ class CallPipeline:
             raise
         hearing = Hearing(self._settings, vad_model)
         async for frame in audio_frames(incoming):
-            for event in hearing(frame, time.monotonic()):
+            now = time.monotonic()
+            for event in hearing(frame, now):
                 if isinstance(event, Utterance):
                     self._utterances.put_nowait(event)
                 elif isinstance(event, Pause):
                     event.transcript = self._spawn_transcript(event.pcm)
                     if turn_model is not None:
                         self._spawn(self._decide(hearing.turns, turn_model, event))
+                elif isinstance(event, SpeechOnset):
+                    self._barge_in.onset(now, self._ai_talking())
                 elif isinstance(event, SpeechStarted):
-                    self._caller_speaks(event)
+                    if self._barge_in.confirmed(self._ai_talking()):
+                        self._interrupt()
+            self._barge_in.tick(now)
         log.info("caller audio ended", extra={"callId": self.call_id})
 
     async def _decide(self, turns: TurnDetector, model: ort.InferenceSession, pause: Pause) -> None:
@@ -164,16 +184,37 @@ class CallPipeline:
             log.warning("speech to text failed: %s", exc)
             return None
 
-    def _caller_speaks(self, event: SpeechStarted) -> None:
-        """The caller has been speaking for `barge_in_ms`."""
+    def _ai_talking(self) -> bool:
+        return self._speaker.busy or self._responding
+
+    def _interrupt(self) -> None:
+        """The caller spoke over the AI: silence now, drop the rest of the reply, keep what
+        was said (stored with `metadata.interrupted`), tell the page."""
+        VOICE_TURN_EVENTS.labels("interruption").inc()
+        self._speaker.interrupt()
+        reply = self._reply
+        if self._responding and self._answering is not None:
+            self._answering.cancel()  # the model's stream too; respond stores what was said
+        elif reply is not None and reply.message_id is not None:
+            self._revising = self._spawn(
+                self._conversation.interrupted(self.session_id, reply.message_id, reply.text)
+            )
+        log.info(
+            "caller barged in",
+            extra={"callId": self.call_id, "spoken": len(reply.spoken) if reply else 0},
+        )
+        self._spawn(self._tell_interrupted())
+
+    async def _tell_interrupted(self) -> None:
+        await self._emit("ai-audio-interrupted", {"timestamp": clock.to_ms(clock.now())})
 
     async def _converse(self) -> None:
         await self._greeted.wait()  # answers never overtake the greeting
         while True:
             utterance = await self._utterances.get()
-            try:
-                await self._answer(utterance)
-            except Exception as exc:
+            self._answering = answering = self._spawn(self._answer(utterance))
+            await asyncio.wait({answering})  # cancelled by a barge-in, or done
+            if not answering.cancelled() and (exc := answering.exception()) is not None:
                 log.error("voice turn failed", exc_info=exc)
 
     async def _answer(self, utterance: Utterance) -> None:
@@ -200,25 +241,37 @@ class CallPipeline:
             VOICE_TURN_EVENTS.labels("false_start").inc()
             return
         spoken = 0
+        reply = Reply()
 
         async def on_sentence(sentence: str) -> None:
             nonlocal spoken
             timings.sentence_ready(time.monotonic())
-            self._speaker.say(Line(sentence, transcript, None if spoken else timings))
+            self._speaker.say(Line(sentence, transcript, None if spoken else timings, reply))
             spoken += 1
 
+        if self._revising is not None:
+            # the interrupted reply is stored as heard before this one is answered
+            await asyncio.wait({self._revising})
+        self._reply, self._responding = reply, True
         try:
-            reply = await self._conversation.respond(
-                self.session_id, self.call_id, transcript, on_sentence, model_clock=timings.model
+            text = await self._conversation.respond(
+                self.session_id,
+                self.call_id,
+                transcript,
+                on_sentence,
+                model_clock=timings.model,
+                reply=reply,
             )
         except Exception as exc:
             log.warning("voice reply failed: %s", exc)
             message = exc.message if isinstance(exc, ChatError) else AI_FAILED
             await self._emit("error", {"message": message})
             return
+        finally:
+            self._responding = False
         if not spoken:
             timings.sentence_ready(time.monotonic())
-            self._speaker.say(Line(reply, transcript, timings))
+            self._speaker.say(Line(text, transcript, timings, reply))
         self.turns.append(timings)
         timings.reply_finished()
 

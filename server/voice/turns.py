@@ -1,5 +1,6 @@
 """Turn taking, frame by frame: when has the caller started, paused, finished?
 
+    the first speech frame             -> SpeechOnset (the AI holds its audio)
     speech for `confirm_ms`            -> SpeechStarted (the caller is really talking:
                                           barge-in may stop the AI)
     silence for `pause_ms` (~200 ms)   -> Pause: the end-of-turn model decides (`end`)
@@ -22,6 +23,11 @@ from server.metrics import VOICE_TURN_EVENTS
 from server.voice.vad import FRAME_MS
 
 PRE_ROLL_MS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechOnset:
+    at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +57,7 @@ class Utterance:
         return len(self.pcm) / 2 / 16_000
 
 
-Event = SpeechStarted | Pause | Utterance
+Event = SpeechOnset | SpeechStarted | Pause | Utterance
 
 
 class TurnDetector:
@@ -82,15 +88,16 @@ class TurnDetector:
 
     def feed(self, frame: bytes, is_speech: bool, now: float) -> Event | None:
         """One frame (FRAME_MS); returns what it completes, if anything."""
+        event: Event | None = None
         if not self._frames:
             if not is_speech:
                 self._pre_roll.append(frame)
                 return None
             self._frames = [*self._pre_roll, frame]
             self._pre_roll.clear()
+            event = SpeechOnset(now)
         else:
             self._frames.append(frame)
-        event: Event | None = None
         if is_speech:
             self._speech_frames += 1
             self._silent_run = 0
