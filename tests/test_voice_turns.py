@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from models import ChatMessage
+from server.calls.sentences import SentenceSplitter
 from server.voice import endpoint, models
 from server.voice.keys import VOICE_CALLS
 from server.voice.vad import SpeechDetector
@@ -265,3 +266,14 @@ async def test_without_barge_in_the_ai_finishes_then_answers(
         finally:
             await caller.close()
             await signaling.close()
+
+
+def test_a_reply_starts_at_its_first_clause() -> None:
+    splitter = SentenceSplitter(first_clause=True)
+    pieces = ["네, 노", "인 복지 서비스를 찾으시는군요. 기초연금은, 만 65세", " 이상입니다. "]
+    assert [splitter.feed(p) for p in pieces] == [
+        ["네,"],  # spoken while the rest of the first sentence streams
+        ["노인 복지 서비스를 찾으시는군요."],
+        ["기초연금은, 만 65세 이상입니다."],  # later sentences stay whole
+    ]
+    assert SentenceSplitter(first_clause=True).feed("1,000원입니다. 네, ") == ["1,000원입니다."]

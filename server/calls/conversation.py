@@ -105,7 +105,7 @@ class VoiceConversation:
             )
             log.info("caller said", extra={"call": call_id, "text": preview(transcript)})
             context = await self._context(session_id, system_prompt or self.system_prompt)
-            splitter = SentenceSplitter()
+            splitter = SentenceSplitter(first_clause=True)
 
             async def on_delta(delta: str) -> None:
                 for sentence in splitter.feed(delta):
