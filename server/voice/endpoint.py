@@ -3,8 +3,11 @@
 Smart Turn v3.2 (`models.SMART_TURN`, Whisper-tiny encoder + classifier, 23 languages
 including Korean) reads the intonation and rhythm of the end of the utterance: a falling,
 finished phrase scores high, a rising or trailing one ("I want to know about, ...") low.
-It costs 80-200 ms of CPU per decision on this machine, so it runs in a thread
-(onnxruntime releases the GIL) and only once the caller has paused (`turns.Pause`).
+It costs 80-200 ms of CPU per decision on this machine, so it runs only once the caller has
+paused (`turns.Pause`), in a thread (onnxruntime releases the GIL): one thread for the whole
+process, so that however many calls pause at once, decisions queue behind each other rather
+than crowd the event loop (which paces every call's audio) off the two cores; and that
+thread runs at a lower priority (niceness +10) than the loop.
 
 The features are Whisper's log-mel spectrogram (80 mels, 8 s at 16 kHz, normalized
 waveform), computed here with numpy as `transformers.WhisperFeatureExtractor` and
@@ -13,6 +16,11 @@ pipecat's vendored copy of it do (Apache-2.0 / BSD-2-Clause).
 
 from __future__ import annotations
 
+import asyncio
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import onnxruntime as ort
 
@@ -20,6 +28,21 @@ RATE = 16_000
 WINDOW_SAMPLES = 8 * RATE
 COMPLETE = 0.5  # the model's probability above which the turn is over
 _N_FFT, _HOP, _N_MELS = 400, 160, 80
+DECIDER_NICENESS = 10  # above the event loop's: the calls' audio pacing comes first
+
+
+def _lower_priority() -> None:
+    # Linux niceness is per thread: only the decisions wait when the cores are busy
+    if hasattr(os, "setpriority"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), DECIDER_NICENESS)
+        except OSError:
+            pass
+
+
+_DECIDER = ThreadPoolExecutor(
+    max_workers=1, thread_name_prefix="smart-turn", initializer=_lower_priority
+)
 
 
 def _mel_filters() -> np.ndarray:
@@ -69,3 +92,8 @@ def completion(model: ort.InferenceSession, pcm: bytes) -> float:
     """Probability that the turn in `pcm` is complete. Blocking (~0.1 s): call in a thread."""
     out = model.run(None, {"input_features": features(pcm)})
     return float(np.asarray(out[0]).reshape(-1)[0])
+
+
+async def decide(model: ort.InferenceSession, pcm: bytes) -> float:
+    """`completion`, in the process's one end-of-turn thread."""
+    return await asyncio.get_running_loop().run_in_executor(_DECIDER, completion, model, pcm)

@@ -1,13 +1,15 @@
 """One call's voice pipeline, top to bottom:
 
-    caller's track -> resample (16 kHz mono) -> VAD -> turns (end of utterance)
-      -> STT -> model (sentence by sentence) -> TTS -> outgoing track + `ai-audio-response`
+    caller's track -> resample (16 kHz mono) -> VAD (loudness gate, Silero) -> turns
+      -> at a pause: Smart Turn (a thread) and STT of the audio so far, side by side
+      -> model (first clause, then sentence by sentence) -> TTS -> outgoing track
+         + `ai-audio-response`
+    the caller speaking over the AI -> barge-in: hold, then stop (`bargein`)
 
 The greeting is spoken first, a moment after the media connects; utterances are answered
-one at a time, in order. Resampling, VAD and turn detection take ~25 us per 20 ms frame and
-run on the event loop: a thread hop per frame costs more than the work (measured by the
-voice bench). Decoding TTS audio runs in a thread, STT in its provider (a worker process or
-HTTP), never on the event loop.
+one at a time, in order. Resampling, VAD and turn detection run on the event loop (a chunk
+costs less than a thread hop); Smart Turn runs in its thread, STT in its provider (a worker
+process or HTTP), decoding TTS audio in small steps on the loop (`clips`).
 """
 
 from __future__ import annotations
@@ -158,7 +160,7 @@ class CallPipeline:
     async def _decide(self, turns: TurnDetector, model: ort.InferenceSession, pause: Pause) -> None:
         """After a pause: the end-of-turn model judges the audio so far (off the loop)."""
         started = time.monotonic()
-        complete = await asyncio.to_thread(endpoint.completion, model, pause.pcm)
+        complete = await endpoint.decide(model, pause.pcm)
         decided = time.monotonic()
         if complete < endpoint.COMPLETE:
             VOICE_TURN_EVENTS.labels("turn_continued").inc()

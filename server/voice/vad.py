@@ -23,7 +23,7 @@ CHUNK_SAMPLES = 512  # Silero's window at 16 kHz
 FRAME_MS = 32
 CONTEXT_SAMPLES = 64  # Silero v5 sees the end of the previous chunk too
 GATE_DBFS = -55.0
-_GATE_RMS = 10 ** (GATE_DBFS / 20)  # on samples scaled to [-1, 1]
+_GATE_POWER = (32768 * 10 ** (GATE_DBFS / 20)) ** 2  # mean square of s16 samples
 _RATE = np.array(16_000, dtype=np.int64)
 
 
@@ -54,11 +54,13 @@ class SpeechDetector:
         ]
 
     def _is_speech(self, chunk: bytes) -> bool:
-        samples = np.frombuffer(chunk, dtype="<i2").astype(np.float32) / 32768.0
-        samples -= samples.mean()  # a DC offset is not sound
-        if float(np.sqrt(np.mean(samples * samples))) < _GATE_RMS:
+        samples = np.frombuffer(chunk, dtype="<i2").astype(np.float32)
+        mean = float(samples.mean())
+        # the variance is the power without any DC offset (a DC offset is not sound)
+        if float(np.dot(samples, samples)) / samples.size - mean * mean < _GATE_POWER:
             self._reset()
             return False
+        samples = (samples - mean) / 32768.0
         self._speaking = self.probability(samples) >= (
             self._stay if self._speaking else self._start
         )
