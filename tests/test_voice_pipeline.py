@@ -72,7 +72,7 @@ def test_short_bursts_are_not_utterances() -> None:
     turns = TurnDetector(pause_ms=100, max_silence_ms=100, min_speech_ms=200)
     results = [turns.feed(SPEECH_FRAME, True, 0.0) for _ in range(3)]  # 96 ms: a click
     results += [turns.feed(SPEECH_FRAME, False, 0.0) for _ in range(10)]
-    assert results == [None] * 13
+    assert [type(r).__name__ for r in results if r] == ["SpeechOnset"]  # no utterance
     assert not turns.in_speech
 
 

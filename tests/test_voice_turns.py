@@ -16,10 +16,9 @@ from server.voice import endpoint, models
 from server.voice.keys import VOICE_CALLS
 from server.voice.vad import SpeechDetector
 from tests.conftest import LiveServer, fake_openai_settings, require, serve
-from tests.fakes.openai_server import FakeOpenAI
-from tests.sio import RecordingClient
-from tests.test_voice_pipeline import connect_caller, place_call
-from tests.voice_client import (
+from tests.support.fakes.openai_server import FakeOpenAI
+from tests.support.sio import RecordingClient
+from tests.support.voice_client import (
     Caller,
     espeak_available,
     pcm16,
@@ -28,7 +27,8 @@ from tests.voice_client import (
     silence,
     spoken_pcm,
 )
-from tests.waiting import until
+from tests.support.waiting import until
+from tests.test_voice_pipeline import connect_caller, place_call
 
 NOISE_UNDER_SPEECH_DB = 8
 
@@ -100,6 +100,7 @@ async def answered(session_id: str) -> list[ChatMessage]:
     return list(await ChatMessage.filter(session_id=session_id, sender="user"))
 
 
+@pytest.mark.slow  # real calls, seconds each
 async def test_noise_alone_makes_no_turn(voice: LiveServer, fake_openai: FakeOpenAI) -> None:
     call, signaling, caller = await greeted_call(voice)
     try:
@@ -112,6 +113,7 @@ async def test_noise_alone_makes_no_turn(voice: LiveServer, fake_openai: FakeOpe
         await signaling.close()
 
 
+@pytest.mark.slow  # real calls, seconds each
 async def test_speech_in_a_noise_bed_is_answered_while_the_noise_goes_on(
     voice: LiveServer,
 ) -> None:
@@ -132,6 +134,7 @@ async def test_speech_in_a_noise_bed_is_answered_while_the_noise_goes_on(
         await signaling.close()
 
 
+@pytest.mark.slow  # real calls, seconds each
 async def test_a_pause_mid_sentence_is_one_turn(voice: LiveServer) -> None:
     call, signaling, caller = await greeted_call(voice)
     try:
@@ -145,6 +148,7 @@ async def test_a_pause_mid_sentence_is_one_turn(voice: LiveServer) -> None:
         await signaling.close()
 
 
+@pytest.mark.slow  # real calls, seconds each
 async def test_bad_input_breaks_nothing(voice: LiveServer) -> None:
     call, signaling, caller = await greeted_call(voice)
     try:
@@ -176,6 +180,7 @@ async def replying_call(live: LiveServer) -> tuple[Any, RecordingClient, Caller]
     return call, signaling, caller
 
 
+@pytest.mark.slow  # real calls, seconds each
 @pytest.mark.parametrize("piece_delay", [0.0, 0.25], ids=["reply-written", "reply-streaming"])
 async def test_speech_over_the_ai_stops_it_and_is_answered(
     voice: LiveServer, fake_openai: FakeOpenAI, piece_delay: float
@@ -210,6 +215,7 @@ async def test_speech_over_the_ai_stops_it_and_is_answered(
         await signaling.close()
 
 
+@pytest.mark.slow  # real calls, seconds each
 async def test_a_cough_over_the_ai_does_not_stop_it(voice: LiveServer) -> None:
     call, signaling, caller = await replying_call(voice)
     try:
@@ -223,6 +229,7 @@ async def test_a_cough_over_the_ai_does_not_stop_it(voice: LiveServer) -> None:
         await signaling.close()
 
 
+@pytest.mark.slow  # real calls, seconds each
 async def test_an_endless_utterance_is_cut_and_answered(
     sqlite_url: str, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -244,6 +251,7 @@ async def test_an_endless_utterance_is_cut_and_answered(
             await signaling.close()
 
 
+@pytest.mark.slow  # real calls, seconds each
 async def test_without_barge_in_the_ai_finishes_then_answers(
     sqlite_url: str, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
