@@ -41,6 +41,8 @@ from av.packet import Packet
 from server.ai.audio import decode_to_pcm
 from server.voice.opus import SILENCE as SERVER_SILENCE
 from server.voice.peer import LOOPBACK, host_addresses
+from tests.support.voice_client import pcm16, pink_noise
+from tests.support.voice_client import rms as speech_rms
 
 RATE = 48_000
 FRAME_SAMPLES = 960  # 20 ms
@@ -72,8 +74,8 @@ def encode_utterance(wav: bytes, noise_db: float | None = None) -> Utterance:
     pcm += bytes(-len(pcm) % (FRAME_SAMPLES * 2))
     if noise_db is not None:
         speech = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
-        level = _speech_rms(speech) / 10 ** (noise_db / 20)
-        pcm = _pcm16(speech + pink_noise(speech.size / RATE, level, seed=7))
+        level = speech_rms(speech) / 10 ** (noise_db / 20)
+        pcm = pcm16(speech + pink_noise(speech.size / RATE, level, seed=7))
     packets = _encode(pcm)
     speech16 = decode_to_pcm(wav, 16_000)
     vad = webrtcvad.Vad(2)
@@ -98,24 +100,8 @@ def noise_bed(wav: bytes, noise_db: float, seconds: float = 10.0) -> tuple[bytes
     """Pink noise `noise_db` under the speech of `wav`, as Opus packets to loop between
     utterances (what a caller next to a fan sends while silent)."""
     speech = np.frombuffer(decode_to_pcm(wav, RATE), dtype="<i2").astype(np.float64)
-    level = _speech_rms(speech) / 10 ** (noise_db / 20)
-    return tuple(_encode(_pcm16(pink_noise(seconds, level, seed=3))))
-
-
-def pink_noise(seconds: float, rms: float, seed: int) -> np.ndarray:
-    n = int(seconds * RATE)
-    spectrum = np.fft.rfft(np.random.default_rng(seed).standard_normal(n))
-    spectrum /= np.sqrt(np.maximum(np.arange(spectrum.size), 1))
-    noise = np.fft.irfft(spectrum, n)
-    return noise * rms / np.sqrt(np.mean(noise**2))
-
-
-def _speech_rms(samples: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(samples[np.abs(samples) > 300] ** 2)))
-
-
-def _pcm16(samples: np.ndarray) -> bytes:
-    return np.clip(np.round(samples), -32768, 32767).astype("<i2").tobytes()
+    level = speech_rms(speech) / 10 ** (noise_db / 20)
+    return tuple(_encode(pcm16(pink_noise(seconds, level, seed=3))))
 
 
 def _zeros(seconds: float) -> bytes:

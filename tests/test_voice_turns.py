@@ -5,6 +5,7 @@ would notice (how many answers, whether the AI stopped), never how fast."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import numpy as np
@@ -75,14 +76,23 @@ def test_a_model_file_that_does_not_match_its_checksum_is_refused() -> None:
         models.ModelFile("no-such-package-here", "x.onnx", "0" * 64).read()
 
 
+@asynccontextmanager
+async def voice_server(
+    sqlite_url: str, fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, **overrides: Any
+) -> AsyncIterator[LiveServer]:
+    """The app with the fake OpenAI, calls on loopback, a quick greeting."""
+    require(espeak_available(), "espeak-ng is not installed")
+    monkeypatch.setenv("RTC_ICE_LOOPBACK", "1")
+    monkeypatch.setenv("VOICE_GREETING_DELAY_MS", "100")
+    async with serve(fake_openai_settings(sqlite_url, fake, **overrides)) as live:
+        yield live
+
+
 @pytest.fixture
 async def voice(
     sqlite_url: str, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[LiveServer]:
-    require(espeak_available(), "espeak-ng is not installed")
-    monkeypatch.setenv("RTC_ICE_LOOPBACK", "1")
-    monkeypatch.setenv("VOICE_GREETING_DELAY_MS", "100")
-    async with serve(fake_openai_settings(sqlite_url, fake_openai)) as live:
+    async with voice_server(sqlite_url, fake_openai, monkeypatch) as live:
         yield live
 
 
@@ -233,11 +243,8 @@ async def test_a_cough_over_the_ai_does_not_stop_it(voice: LiveServer) -> None:
 async def test_an_endless_utterance_is_cut_and_answered(
     sqlite_url: str, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    require(espeak_available(), "espeak-ng is not installed")
-    monkeypatch.setenv("RTC_ICE_LOOPBACK", "1")
-    monkeypatch.setenv("VOICE_GREETING_DELAY_MS", "100")
-    settings = fake_openai_settings(sqlite_url, fake_openai, max_utterance_seconds=2)
-    async with serve(settings) as live:
+    cap = {"max_utterance_seconds": 2}
+    async with voice_server(sqlite_url, fake_openai, monkeypatch, **cap) as live:
         call, signaling, caller = await greeted_call(live)
         try:
             speech = spoken_pcm()
@@ -255,10 +262,7 @@ async def test_an_endless_utterance_is_cut_and_answered(
 async def test_without_barge_in_the_ai_finishes_then_answers(
     sqlite_url: str, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    require(espeak_available(), "espeak-ng is not installed")
-    monkeypatch.setenv("RTC_ICE_LOOPBACK", "1")
-    monkeypatch.setenv("VOICE_GREETING_DELAY_MS", "100")
-    async with serve(fake_openai_settings(sqlite_url, fake_openai, barge_in=False)) as live:
+    async with voice_server(sqlite_url, fake_openai, monkeypatch, barge_in=False) as live:
         call, signaling, caller = await replying_call(live)
         try:
             await caller.play(np.concatenate([spoken_pcm(), silence(0.3)]))
