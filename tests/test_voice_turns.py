@@ -252,7 +252,7 @@ async def test_an_endless_utterance_is_cut_and_answered(
             playing = caller.play(endless)
             await signaling.next("ai-audio-response", timeout=30)
             assert not playing.done()  # answered while the caller still talks
-            assert len(await answered(call.session_id)) == 1
+            assert 1 <= len(await answered(call.session_id)) <= 4  # cut every 2 s of ~9
         finally:
             await caller.close()
             await signaling.close()
