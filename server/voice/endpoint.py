@@ -7,7 +7,7 @@ It costs 80-200 ms of CPU per decision on this machine, so it runs only once the
 paused (`turns.Pause`), in a thread (onnxruntime releases the GIL): one thread for the whole
 process, so that however many calls pause at once, decisions queue behind each other rather
 than crowd the event loop (which paces every call's audio) off the two cores; and that
-thread runs at a lower priority (niceness +10) than the loop.
+thread runs at a slightly lower priority (niceness +3) than the loop.
 
 The features are Whisper's log-mel spectrogram (80 mels, 8 s at 16 kHz, normalized
 waveform), computed here with numpy as `transformers.WhisperFeatureExtractor` and
@@ -28,14 +28,18 @@ RATE = 16_000
 WINDOW_SAMPLES = 8 * RATE
 COMPLETE = 0.5  # the model's probability above which the turn is over
 _N_FFT, _HOP, _N_MELS = 400, 160, 80
-DECIDER_NICENESS = 10  # above the event loop's: the calls' audio pacing comes first
+DECIDER_NICENESS_STEP = 3  # above the event loop's: the calls' audio pacing comes first
 
 
 def _lower_priority() -> None:
-    # Linux niceness is per thread: only the decisions wait when the cores are busy
+    # Linux niceness is per thread: only the decisions yield when the cores are busy. A step
+    # relative to the process's own: an absolute 10 left them starving behind every other
+    # process of a busy machine (no turn ended by the model in the bench at 10 calls).
     if hasattr(os, "setpriority"):
+        thread = threading.get_native_id()
         try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), DECIDER_NICENESS)
+            niceness = os.getpriority(os.PRIO_PROCESS, thread) + DECIDER_NICENESS_STEP
+            os.setpriority(os.PRIO_PROCESS, thread, niceness)
         except OSError:
             pass
 
