@@ -4,10 +4,12 @@ Smart Turn v3.2 (`models.SMART_TURN`, Whisper-tiny encoder + classifier, 23 lang
 including Korean) reads the intonation and rhythm of the end of the utterance: a falling,
 finished phrase scores high, a rising or trailing one ("I want to know about, ...") low.
 It costs 80-200 ms of CPU per decision on this machine, so it runs only once the caller has
-paused (`turns.Pause`), in a thread (onnxruntime releases the GIL): one thread for the whole
-process, so that however many calls pause at once, decisions queue behind each other rather
-than crowd the event loop (which paces every call's audio) off the two cores; and that
-thread runs at a slightly lower priority (niceness +3) than the loop.
+paused (`turns.Pause`), and in a worker process of its own (one for the server, started with
+the first call, its niceness +3): decisions queue behind each other rather than crowd the
+event loop (which paces every call's audio) off the two cores. A process, not a thread: the
+numpy and Python steps of a decision hold the GIL, and a thread of lower priority holding
+it on a busy machine stalled every call's audio (thousands of late frames at 10 calls in
+the voice bench); a thread of equal priority still competes with the loop for it.
 
 The features are Whisper's log-mel spectrogram (80 mels, 8 s at 16 kHz, normalized
 waveform), computed here with numpy as `transformers.WhisperFeatureExtractor` and
@@ -17,36 +19,23 @@ pipecat's vendored copy of it do (Apache-2.0 / BSD-2-Clause).
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import onnxruntime as ort
+
+from server.voice import models
 
 RATE = 16_000
 WINDOW_SAMPLES = 8 * RATE
 COMPLETE = 0.5  # the model's probability above which the turn is over
 _N_FFT, _HOP, _N_MELS = 400, 160, 80
-DECIDER_NICENESS_STEP = 3  # above the event loop's: the calls' audio pacing comes first
+DECIDER_NICENESS = 3  # the worker's, above the server's: the calls' audio comes first
 
-
-def _lower_priority() -> None:
-    # Linux niceness is per thread: only the decisions yield when the cores are busy. A step
-    # relative to the process's own: an absolute 10 left them starving behind every other
-    # process of a busy machine (no turn ended by the model in the bench at 10 calls).
-    if hasattr(os, "setpriority"):
-        thread = threading.get_native_id()
-        try:
-            niceness = os.getpriority(os.PRIO_PROCESS, thread) + DECIDER_NICENESS_STEP
-            os.setpriority(os.PRIO_PROCESS, thread, niceness)
-        except OSError:
-            pass
-
-
-_DECIDER = ThreadPoolExecutor(
-    max_workers=1, thread_name_prefix="smart-turn", initializer=_lower_priority
-)
+_pool: ProcessPoolExecutor | None = None
+_worker_model: ort.InferenceSession | None = None  # in the worker process
 
 
 def _mel_filters() -> np.ndarray:
@@ -98,6 +87,47 @@ def completion(model: ort.InferenceSession, pcm: bytes) -> float:
     return float(np.asarray(out[0]).reshape(-1)[0])
 
 
-async def decide(model: ort.InferenceSession, pcm: bytes) -> float:
-    """`completion`, in the process's one end-of-turn thread."""
-    return await asyncio.get_running_loop().run_in_executor(_DECIDER, completion, model, pcm)
+def _start_worker() -> None:
+    global _worker_model
+    if hasattr(os, "nice"):
+        os.nice(DECIDER_NICENESS)
+    _worker_model = models.session(models.SMART_TURN)  # raises ModelUnavailable
+
+
+def _decide_in_worker(pcm: bytes) -> float:
+    assert _worker_model is not None
+    return completion(_worker_model, pcm)
+
+
+def _ready() -> bool:
+    return True
+
+
+def _decider() -> ProcessPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=multiprocessing.get_context("spawn"),  # not a fork of a threaded server
+            initializer=_start_worker,
+        )
+    return _pool
+
+
+async def start() -> None:
+    """Start the worker and load the model there (~1 s the first time); raises if it
+    cannot (the model missing or altered: `concurrent.futures.process.BrokenProcessPool`)."""
+    await asyncio.get_running_loop().run_in_executor(_decider(), _ready)
+
+
+async def decide(pcm: bytes) -> float:
+    """`completion` of `pcm`, in the worker process."""
+    return await asyncio.get_running_loop().run_in_executor(_decider(), _decide_in_worker, pcm)
+
+
+async def stop() -> None:
+    """End the worker (the server shuts down); the next call starts another."""
+    global _pool
+    pool, _pool = _pool, None
+    if pool is not None:
+        await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)

@@ -104,6 +104,8 @@ class CallPipeline:
     def start(self, incoming: MediaStreamTrack) -> None:
         """Media flows: greet after the configured delay, listen, answer."""
         self._spawn(self._greet())
+        if self._settings.turn_model == "smart-turn":
+            self._spawn(self._warm_up())
         self._spawn(self._listen(incoming))
         self._spawn(self._converse())
 
@@ -133,11 +135,8 @@ class CallPipeline:
     async def _listen(self, incoming: MediaStreamTrack) -> None:
         try:
             vad_model = await asyncio.to_thread(models.session, models.SILERO_VAD)
-            turn_model = None
-            if self._settings.turn_model == "smart-turn":
-                turn_model = await asyncio.to_thread(models.session, models.SMART_TURN)
         except models.ModelUnavailable as exc:
-            log.error("voice models unavailable: the AI cannot hear this call: %s", exc)
+            log.error("voice activity model unavailable: the AI cannot hear this call: %s", exc)
             raise
         hearing = Hearing(self._settings, vad_model)
         async for frame in audio_frames(incoming):
@@ -147,8 +146,8 @@ class CallPipeline:
                     self._utterances.put_nowait(event)
                 elif isinstance(event, Pause):
                     event.transcript = self._spawn_transcript(event.pcm)
-                    if turn_model is not None:
-                        self._spawn(self._decide(hearing.turns, turn_model, event))
+                    if self._settings.turn_model == "smart-turn":
+                        self._spawn(self._decide(hearing.turns, event))
                 elif isinstance(event, SpeechOnset):
                     self._barge_in.onset(now, self._ai_talking())
                 elif isinstance(event, SpeechStarted):
@@ -157,10 +156,21 @@ class CallPipeline:
             self._barge_in.tick(now)
         log.info("caller audio ended", extra={"callId": self.call_id})
 
-    async def _decide(self, turns: TurnDetector, model: ort.InferenceSession, pause: Pause) -> None:
+    async def _warm_up(self) -> None:
+        """Start the end-of-turn worker while the greeting plays (the first call's ~1 s)."""
+        try:
+            await endpoint.start()
+        except Exception as exc:
+            log.error("end-of-turn model unavailable: turns end on silence alone: %s", exc)
+
+    async def _decide(self, turns: TurnDetector, pause: Pause) -> None:
         """After a pause: the end-of-turn model judges the audio so far (off the loop)."""
         started = time.monotonic()
-        complete = await endpoint.decide(model, pause.pcm)
+        try:
+            complete = await endpoint.decide(pause.pcm)
+        except Exception as exc:  # the worker died: the longest silence ends the turn
+            log.warning("end-of-turn decision failed: %s", exc)
+            return
         decided = time.monotonic()
         if complete < endpoint.COMPLETE:
             VOICE_TURN_EVENTS.labels("turn_continued").inc()
