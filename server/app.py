@@ -2,49 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import logging
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 
-import aiohttp_cors
-import socketio
 from aiohttp import web
-from redis.asyncio import Redis
 
-from namespaces.agent_ws import setup_agent_chat
 from namespaces.chat import ChatNamespace
-from namespaces.counseling_ws import setup_counseling
-from namespaces.room_ws import setup_room_chat
-from namespaces.signaling import setup_voice
 from server import db
-from server.ai.factory import create_llm
-from server.ai.prompts import WELFARE_CHAT_SYSTEM_PROMPT
-from server.chat.history import HistoryStore
-from server.chat.ratelimit import make_limiter
-from server.chat.reaper import run_reaper
-from server.chat.service import ChatService
-from server.chat.sessions import ChatSessionService
-from server.chat.tools import Toolbox, welfare_tool
-from server.config import ROOT, Settings
-from server.errors import TEMPORARY_FAILURE
-from server.fanout import LocalManager, RoomChannelRedisManager
-from server.keys import CATALOG, CHAT, LLM_CLIENT, REDIS, SETTINGS, SIO, TOOLBOX
-from server.metrics import add_metrics_route
-from server.rest.chat import add_chat_routes
-from server.rest.openapi import ApiRegistry, add_docs_routes
-from server.sio_packets import ContractSocketServer
-from server.sio_tuning import OrjsonModule, PingWheel, use_lean_websockets, use_small_queues
-from server.welfare import WelfareCatalog
+from server.config import Settings
+from server.keys import CHAT, SETTINGS, SIO
+from server.rest.openapi import ApiRegistry
+from server.texts import TEMPORARY_FAILURE
+from server.transport import Transport, create_transport
+from server.wiring import CHAT_NAMESPACE, wire
 
 log = logging.getLogger(__name__)
 
-PUBLIC_DIR = ROOT / "public"
-
-CHAT_NAMESPACE = web.AppKey("chat_namespace", ChatNamespace)
-PINGS = web.AppKey("engineio_pings", PingWheel)
+TRANSPORT = web.AppKey("transport", Transport)
 
 
 def create_app(settings: Settings | None = None) -> web.Application:
@@ -52,104 +27,17 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app = web.Application(middlewares=[rest_errors], client_max_size=settings.max_payload_bytes)
     app[SETTINGS] = settings
 
-    sio = ContractSocketServer(
-        async_mode="aiohttp",
-        client_manager=_client_manager(settings),
-        cors_allowed_origins=settings.cors_origins,
-        transports=settings.transports,
-        max_http_buffer_size=settings.max_payload_bytes,
-        logger=False,
-        engineio_logger=False,
-        json=OrjsonModule,
-    )
-    app[PINGS] = use_lean_websockets(sio.eio)
-    use_small_queues(sio.eio)
+    app[TRANSPORT] = transport = create_transport(settings)  # server/transport/README.md
+    sio = transport.sio
     sio.attach(app)
     app[SIO] = sio
     chat_namespace = ChatNamespace(lambda: app[CHAT])
     sio.register_namespace(chat_namespace)
     app[CHAT_NAMESPACE] = chat_namespace
 
-    app.cleanup_ctx.append(_redis)
-    app.cleanup_ctx.append(_database)
-    app.cleanup_ctx.append(_chat_core)
-    app.cleanup_ctx.append(_reaper)
     app.on_shutdown.append(_graceful_shutdown)
-
-    api = ApiRegistry(title="mobok conversation server", version="0.1.0")
-    add_chat_routes(app, api, CHAT, started=time.time())
-    setup_voice(app, api)  # `/signaling`, the calls REST API and the voice pipeline (§2)
-    # the plain WebSocket front ends (CONTRACT §3, §4, §5), each over the same core
-    setup_agent_chat(app, api)
-    setup_room_chat(app, api)
-    setup_counseling(app, api)
-    add_docs_routes(app, api)
-    add_metrics_route(app)
-    _allow_cors(app, settings)
-    _add_pages(app, PUBLIC_DIR)
+    wire(app, ApiRegistry(title="mobok conversation server", version="0.1.0"))
     return app
-
-
-def _client_manager(settings: Settings) -> socketio.AsyncManager:
-    """Many instances share rooms and emits through Redis; else this process only."""
-    if not settings.redis_url:
-        return LocalManager()
-    return RoomChannelRedisManager(settings.redis_url)
-
-
-async def _redis(app: web.Application) -> AsyncIterator[None]:
-    url = app[SETTINGS].redis_url
-    if not url:
-        yield
-        return
-    client = Redis.from_url(url)
-    app[REDIS] = client
-    try:
-        yield
-    finally:
-        await client.aclose()
-
-
-async def _database(app: web.Application) -> AsyncIterator[None]:
-    async with db.database(app[SETTINGS].database_url):
-        yield
-
-
-async def _chat_core(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    catalog = await asyncio.to_thread(WelfareCatalog.load, settings.welfare_catalog_path)
-    app[CATALOG] = catalog
-    llm = create_llm(settings)
-    toolbox = Toolbox([welfare_tool(catalog)])
-    app[LLM_CLIENT] = llm
-    app[TOOLBOX] = toolbox
-    app[CHAT] = ChatService(
-        sessions=ChatSessionService(settings.session_timeout_seconds),
-        history=HistoryStore(),
-        llm=llm,
-        toolbox=toolbox,
-        limiter=make_limiter(app.get(REDIS), settings.max_ai_requests_per_minute, "chat"),
-        system_prompt=WELFARE_CHAT_SYSTEM_PROMPT,
-        max_message_length=settings.max_message_length,
-        context_messages=settings.history_context_messages,
-        ai_timeout_seconds=settings.ai_timeout_seconds,
-    )
-    log.info("chat core ready", extra={"provider": llm.name, "services": len(catalog)})
-    try:
-        yield
-    finally:
-        await llm.aclose()
-
-
-async def _reaper(app: web.Application) -> AsyncIterator[None]:
-    task = asyncio.create_task(
-        run_reaper(app[CHAT], app[CHAT_NAMESPACE], app[SETTINGS].reap_interval_seconds)
-    )
-    try:
-        yield
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 async def _graceful_shutdown(app: web.Application) -> None:
@@ -158,24 +46,7 @@ async def _graceful_shutdown(app: web.Application) -> None:
     also ends pending long-polls at once)."""
     log.info("shutting down: finishing the turns in flight")
     await app[CHAT_NAMESPACE].drain(timeout=app[SETTINGS].ai_timeout_seconds)
-    sio = app[SIO]
-    log.info("shutting down: disconnecting clients", extra={"clients": len(sio.eio.sockets)})
-    # `sio.shutdown()` only stops background tasks, and aiohttp would wait for every open
-    # websocket until its ping timeout (45 s). A Socket.IO disconnect per namespace tells
-    # each client why; python-engineio's close then only queues a CLOSE packet, so a `None`
-    # is queued after it: its writer takes that as "closed" (as its own reader does at the
-    # end of a connection), closes the websocket and ends a pending long-poll at once.
-    for namespace in list(sio.manager.get_namespaces()):
-        for sid, _ in list(sio.manager.get_participants(namespace, None)):
-            await sio.disconnect(sid, namespace=namespace)
-    for socket in list(sio.eio.sockets.values()):
-        # not `eio.disconnect()`: it waits for each queue to drain, forever for a polling
-        # client that is already gone
-        await socket.close(wait=False)
-        socket.queue.put_nowait(None)
-    await sio.shutdown()
-    await app[PINGS].aclose()
-    await sio.manager.aclose()
+    await app[TRANSPORT].aclose()
 
 
 @web.middleware
@@ -192,25 +63,3 @@ async def rest_errors(
             raise web.HTTPNotFound() from None
         log.warning("database unavailable: %s", exc)
         return web.json_response({"message": TEMPORARY_FAILURE}, status=503)
-
-
-def _allow_cors(app: web.Application, settings: Settings) -> None:
-    origins = settings.cors_origins
-    options = aiohttp_cors.ResourceOptions(
-        allow_credentials=False, expose_headers="*", allow_headers="*", allow_methods="*"
-    )
-    cors = aiohttp_cors.setup(
-        app,
-        defaults={"*": options} if origins == "*" else {o: options for o in origins},
-    )
-    for route in list(app.router.routes()):
-        if str(route.resource.canonical if route.resource else "").startswith("/api/"):
-            cors.add(route)
-
-
-def _add_pages(app: web.Application, public: Path) -> None:
-    async def index(request: web.Request) -> web.FileResponse:
-        return web.FileResponse(public / "index.html")
-
-    app.router.add_get("/", index)
-    app.router.add_static("/", str(public), follow_symlinks=False)

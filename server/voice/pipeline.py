@@ -25,10 +25,10 @@ from aiortc import MediaStreamTrack
 from av.audio.frame import AudioFrame
 
 from server.ai.audio import wav_bytes
-from server.calls.errors import SPEECH_FAILED
 from server.chat import clock
-from server.errors import AI_FAILED, ChatError
+from server.errors import ChatError
 from server.metrics import VOICE_TURN_EVENTS
+from server.texts import AI_FAILED, SPEECH_FAILED
 from server.voice import endpoint, models
 from server.voice.bargein import BargeIn
 from server.voice.inbound import audio_frames

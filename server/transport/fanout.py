@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, TypeGuard
 
 from engineio import packet as eio_packet
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from socketio import packet as sio_packet
 from socketio.async_manager import AsyncManager
@@ -35,105 +34,9 @@ from socketio.async_pubsub_manager import AsyncPubSubManager
 from socketio.packet import Packet
 
 from server.metrics import FANOUT_RECEIVED
+from server.transport.redis_channels import RedisChannels
 
 log = logging.getLogger(__name__)
-
-Handler = Callable[[bytes], Awaitable[None]]
-SUBSCRIBE_TIMEOUT = 5.0
-
-
-class RedisChannels:
-    """One Redis pub/sub connection of this process, channels subscribed on demand.
-
-    `subscribe` returns once Redis has confirmed it, so a message published after that is
-    delivered. The connection comes back by itself after a Redis restart, with the same
-    channels (messages published while it was down are lost, as with any pub/sub).
-    """
-
-    def __init__(self, url: str) -> None:
-        self.redis = Redis.from_url(url)
-        self._pubsub = self.redis.pubsub(ignore_subscribe_messages=False)
-        self._handlers: dict[bytes, Handler] = {}
-        self._confirmed: dict[bytes, asyncio.Event] = {}
-        self._task: asyncio.Task[None] | None = None
-        self._locks: dict[str, asyncio.Lock] = {}
-
-    async def subscribe(self, channel: str, handler: Handler) -> None:
-        key = channel.encode()
-        self._handlers[key] = handler
-        confirmed = self._confirmed.setdefault(key, asyncio.Event())
-        confirmed.clear()
-        await self._pubsub.subscribe(key)
-        if self._task is None:
-            self._task = asyncio.create_task(self._listen(), name="redis-channels")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(confirmed.wait(), SUBSCRIBE_TIMEOUT)
-
-    async def unsubscribe(self, channel: str) -> None:
-        key = channel.encode()
-        self._handlers.pop(key, None)
-        self._confirmed.pop(key, None)
-        await self._pubsub.unsubscribe(key)
-
-    def is_subscribed(self, channel: str) -> bool:
-        return channel.encode() in self._handlers
-
-    async def follow(self, channel: str, wanted: Callable[[], bool], handler: Handler) -> None:
-        """Subscribe or unsubscribe so that the channel is followed exactly while `wanted()`.
-
-        Decisions about one channel are taken one at a time, on the state of the moment, so a
-        join racing a leave always ends in the right state."""
-        lock = self._locks.setdefault(channel, asyncio.Lock())
-        async with lock:
-            want = wanted()
-            try:
-                if want and not self.is_subscribed(channel):
-                    await self.subscribe(channel, handler)
-                elif not want and self.is_subscribed(channel):
-                    await self.unsubscribe(channel)
-            except (RedisError, OSError) as exc:
-                log.error("cannot change a subscription: %s", exc)
-        if not want and not lock.locked():
-            self._locks.pop(channel, None)
-
-    async def publish(self, channel: str, data: str | bytes) -> None:
-        await self.redis.publish(channel, data)
-
-    async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        await self._pubsub.aclose()
-        await self.redis.aclose()
-
-    async def _listen(self) -> None:
-        delay = 0.1
-        while True:
-            try:
-                async for message in self._pubsub.listen():
-                    delay = 0.1
-                    await self._dispatch(message)
-                if not self._pubsub.subscribed:
-                    return  # nothing left to listen to; the next subscribe starts again
-            except (RedisError, OSError) as exc:
-                log.warning("redis pub/sub connection lost, retrying: %s", exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-
-    async def _dispatch(self, message: dict[str, Any]) -> None:
-        kind = message["type"]
-        channel = message["channel"]
-        if kind == "subscribe":
-            confirmed = self._confirmed.get(channel)
-            if confirmed is not None:
-                confirmed.set()
-        elif kind == "message":
-            handler = self._handlers.get(channel)
-            if handler is not None:
-                try:
-                    await handler(message["data"])
-                except Exception:
-                    log.exception("pub/sub handler failed", extra={"channel": channel[:80]})
 
 
 class EventHold:
@@ -247,7 +150,34 @@ async def _send_to_each(
             await manager.server._send_eio_packet(eio_sid, p)
 
 
-class LocalManager(AsyncManager):
+class RoomEvents:
+    """What a namespace may ask of either manager, besides python-socketio's own methods."""
+
+    holds: EventHold
+    rooms: dict[str, dict[Any, Any]]
+
+    @asynccontextmanager
+    async def events_held(self, namespace: str, sid: str) -> AsyncIterator[set[str]]:
+        """Hold the socket's room events for the block; then deliver them, except those
+        whose `id` the block added to the yielded set (it sent them itself)."""
+        self.holds.hold(namespace, sid)
+        replayed: set[str] = set()
+        try:
+            yield replayed
+        finally:
+            await self.holds.release(self, namespace, sid, replayed)  # type: ignore[arg-type]
+
+    def forget_held_events(self, namespace: str, sid: str) -> None:
+        """The socket is gone: nothing is held or remembered for it any more."""
+        self.holds.forget(namespace, sid)
+
+    def may_have_members(self, namespace: str, room: str) -> bool:
+        """False only when no socket anywhere is in the room (this process alone serves
+        its rooms, and none of its sockets is in this one)."""
+        return bool(self.rooms.get(namespace, {}).get(room))
+
+
+class LocalManager(RoomEvents, AsyncManager):
     """The single-process manager, with holds for resuming sockets."""
 
     def __init__(self) -> None:
@@ -277,7 +207,7 @@ def is_named_room(room: Any) -> TypeGuard[str]:
     return isinstance(room, str) and ":" in room
 
 
-class RoomChannelRedisManager(AsyncPubSubManager):
+class RoomChannelRedisManager(RoomEvents, AsyncPubSubManager):
     """python-socketio's pub/sub manager with a Redis channel per named room."""
 
     name = "mobok-redis"
@@ -287,6 +217,11 @@ class RoomChannelRedisManager(AsyncPubSubManager):
         self.bus = RedisChannels(url)
         self.holds = EventHold()
         self._inbox: asyncio.Queue[bytes] = asyncio.Queue()
+        # python-socketio's listener task, set by its `initialize` (on the first connection)
+        self.thread: asyncio.Future[None] | None = None
+
+    def may_have_members(self, namespace: str, room: str) -> bool:
+        return True  # other instances may have members
 
     # ---- routing ------------------------------------------------------------------------
     def room_channel(self, namespace: str, room: str) -> str:
@@ -391,8 +326,8 @@ class RoomChannelRedisManager(AsyncPubSubManager):
         )
 
     async def aclose(self) -> None:
-        thread = getattr(self, "thread", None)  # the listener python-socketio started
-        if isinstance(thread, asyncio.Future):
+        thread = self.thread  # the listener python-socketio started, if anyone connected
+        if thread is not None:
             thread.cancel()
             await asyncio.gather(thread, return_exceptions=True)
         await self.bus.aclose()
