@@ -5,8 +5,9 @@ including Korean) reads the intonation and rhythm of the end of the utterance: a
 finished phrase scores high, a rising or trailing one ("I want to know about, ...") low.
 It costs 80-200 ms of CPU per decision on this machine, so it runs only once the caller has
 paused (`turns.Pause`), and in a worker process of its own (one for the server, started with
-the first call, its niceness +3): decisions queue behind each other rather than crowd the
-event loop (which paces every call's audio) off the two cores. A process, not a thread: the
+the first call, its niceness +10 over the server's): decisions queue behind each other
+rather than crowd the event loop (which paces every call's audio) off the two cores; on a
+busy machine they wait, and the longest silence ends the turn instead. A process, not a thread: the
 numpy and Python steps of a decision hold the GIL, and a thread of lower priority holding
 it on a busy machine stalled every call's audio (thousands of late frames at 10 calls in
 the voice bench); a thread of equal priority still competes with the loop for it.
@@ -32,7 +33,7 @@ RATE = 16_000
 WINDOW_SAMPLES = 8 * RATE
 COMPLETE = 0.5  # the model's probability above which the turn is over
 _N_FFT, _HOP, _N_MELS = 400, 160, 80
-DECIDER_NICENESS = 3  # the worker's, above the server's: the calls' audio comes first
+DECIDER_NICENESS = 10  # added to the server's: the calls' audio pacing comes first
 
 _pool: ProcessPoolExecutor | None = None
 _worker_model: ort.InferenceSession | None = None  # in the worker process
