@@ -13,8 +13,8 @@ import pytest
 
 from models import ChatMessage
 from server.calls.sentences import SentenceSplitter
+from server.keys import VOICE_CALLS
 from server.voice import endpoint, models
-from server.voice.keys import VOICE_CALLS
 from server.voice.vad import SpeechDetector
 from tests.conftest import LiveServer, fake_openai_settings, require, serve
 from tests.support.fakes.openai_server import FakeOpenAI
@@ -84,6 +84,8 @@ async def voice_server(
     require(espeak_available(), "espeak-ng is not installed")
     monkeypatch.setenv("RTC_ICE_LOOPBACK", "1")
     monkeypatch.setenv("VOICE_GREETING_DELAY_MS", "100")
+    # the model's verdict is waited for however busy the machine (the behaviour under test)
+    monkeypatch.setenv("TURN_DECISION_DEADLINE_MS", "5000")
     async with serve(fake_openai_settings(sqlite_url, fake, **overrides)) as live:
         yield live
 

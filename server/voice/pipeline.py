@@ -167,7 +167,17 @@ class CallPipeline:
         """After a pause: the end-of-turn model judges the audio so far (off the loop)."""
         started = time.monotonic()
         try:
-            complete = await endpoint.decide(pause.pcm)
+            # TURN_DECISION_DEADLINE_MS: 200 ms of pause + 300 ms is, at worst, the fixed
+            # 500 ms silence rule this replaced
+            deadline = self._settings.turn_decision_deadline_ms / 1000
+            complete = await asyncio.wait_for(endpoint.decide(pause.pcm), deadline)
+        except TimeoutError:
+            # no verdict in time (a busy machine): the pause so far ends the turn, as the
+            # fixed 500 ms silence rule did, rather than waiting for the longest silence
+            utterance = turns.end(pause, time.monotonic(), None, "deadline")
+            if utterance is not None:
+                self._utterances.put_nowait(utterance)
+            return
         except Exception as exc:  # the worker died: the longest silence ends the turn
             log.warning("end-of-turn decision failed: %s", exc)
             return

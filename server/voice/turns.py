@@ -48,7 +48,7 @@ class Utterance:
     pcm: bytes  # 16 kHz mono s16
     speech_ended_at: float  # monotonic: when the last speech frame arrived
     detected_at: float  # monotonic: when the turn was judged over
-    ended_by: str = "silence"  # 'model' | 'silence' | 'cap'
+    ended_by: str = "silence"  # 'model' | 'deadline' | 'silence' | 'cap'
     decision_seconds: float | None = None  # the end-of-turn model's time, when it decided
     transcript: asyncio.Task[str | None] | None = None  # STT started at the pause, if any
 
@@ -116,12 +116,18 @@ class TurnDetector:
             return self._finish(now, "cap")
         return event
 
-    def end(self, pause: Pause, now: float, decision_seconds: float) -> Utterance | None:
-        """The model judged `pause` the end of the turn: the utterance, unless the caller
-        has spoken again since (then the turn goes on)."""
+    def end(
+        self,
+        pause: Pause,
+        now: float,
+        decision_seconds: float | None,
+        ended_by: str = "model",
+    ) -> Utterance | None:
+        """The model judged `pause` the end of the turn (or gave no verdict in time): the
+        utterance, unless the caller has spoken again since (then the turn goes on)."""
         if pause is not self._paused:
             return None
-        return self._finish(now, "model", decision_seconds)
+        return self._finish(now, ended_by, decision_seconds)
 
     def _finish(
         self, now: float, ended_by: str, decision_seconds: float | None = None
