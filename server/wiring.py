@@ -25,7 +25,9 @@ from namespaces.counseling_ws import PATH as COUNSELING_PATH
 from namespaces.counseling_ws import CounselingEndpoint
 from namespaces.room_ws import RoomEndpoint
 from namespaces.signaling import SignalingNamespace
-from server import db
+from server import db, korean
+from server.admin.retention import retention_task
+from server.admin.samples import metrics_history
 from server.agents.config import AgentDirectory
 from server.agents.connections import ConnectionRegistry
 from server.agents.delegation import Delegations
@@ -37,6 +39,7 @@ from server.ai.factory import create_llm, create_speech
 from server.ai.prompts import WELFARE_CHAT_SYSTEM_PROMPT
 from server.auth import weak_secret
 from server.calls.conversation import VoiceConversation
+from server.calls.limits import spend_limits
 from server.calls.sentiment import SentimentAnalyzer
 from server.calls.service import CallService
 from server.chat.history import HistoryStore
@@ -61,6 +64,7 @@ from server.keys import (
     LLM_CLIENT,
     REDIS,
     ROOMS,
+    SAFETY,
     SENTIMENT,
     SETTINGS,
     SIO,
@@ -70,13 +74,18 @@ from server.keys import (
     VOICE_CONVERSATION,
 )
 from server.metrics import add_metrics_route
+from server.rest.admin import add_admin_console
 from server.rest.agents import add_agent_routes
 from server.rest.calls import add_call_routes
 from server.rest.chat import add_chat_routes
-from server.rest.openapi import ApiRegistry, add_docs_routes
+from server.rest.openapi import ApiRegistry, add_docs_routes, answer_wrong_methods
+from server.rest.privacy import SESSION_EVICTOR, add_privacy_routes
 from server.rest.rooms import add_room_routes
 from server.rooms import RoomService, open_room_log
 from server.rooms.registry import ClusterRoomRegistry, RoomRegistry
+from server.safety.detector import default_detector
+from server.safety.layer import SafetyLayer
+from server.safety.notifier import SafetyNotifier
 from server.transport.redis_channels import RedisChannels
 from server.voice.call import VoiceDeps
 from server.voice.registry import AICalls
@@ -110,6 +119,23 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def _safety(app: web.Application) -> AsyncIterator[None]:
+    """The crisis check of every protocol: the Korean analyser loaded once per process, off
+    the event loop (1-3 s the first time), and the operator's webhook when configured."""
+    await korean.warm_up()
+    detector = await asyncio.to_thread(default_detector)
+    url = app[SETTINGS].safety_webhook_url
+    notifier = SafetyNotifier(url) if url else None
+    if notifier is not None:
+        await notifier.start()
+    app[SAFETY] = SafetyLayer(detector, notifier)
+    try:
+        yield
+    finally:
+        if notifier is not None:
+            await notifier.aclose()
+
+
 async def _catalog(app: web.Application) -> AsyncIterator[None]:
     app[CATALOG] = await asyncio.to_thread(WelfareCatalog.load, app[SETTINGS].welfare_catalog_path)
     yield
@@ -139,6 +165,7 @@ async def _chat_core(app: web.Application) -> AsyncIterator[None]:
         max_message_length=settings.max_message_length,
         context_messages=settings.history_context_messages,
         ai_timeout_seconds=settings.ai_timeout_seconds,
+        safety=app[SAFETY],
     )
     log.info("chat core ready", extra={"provider": llm.name, "services": len(app[CATALOG])})
     yield
@@ -168,6 +195,7 @@ async def _calls(app: web.Application) -> AsyncIterator[None]:
         history=HistoryStore(),
         context_messages=settings.history_context_messages,
         ai_timeout_seconds=settings.ai_timeout_seconds,
+        safety=app[SAFETY],
     )
     # the offline model cannot judge feelings: the lexicon does
     app[SENTIMENT] = SentimentAnalyzer(None if llm.name == "local" else llm)
@@ -231,6 +259,7 @@ async def _agents(app: web.Application) -> AsyncIterator[None]:
         context_messages=settings.history_context_messages,
         ai_timeout_seconds=settings.ai_timeout_seconds,
         delta_flush_seconds=settings.delta_flush_ms / 1000,
+        safety=app[SAFETY],
     )
     app[AGENT_CHAT] = service
     log.info("agent chat ready", extra={"agents": len(service.directory)})
@@ -254,6 +283,7 @@ async def _rooms(app: web.Application) -> AsyncIterator[None]:
             context_messages=settings.history_context_messages,
             ai_timeout_seconds=settings.ai_timeout_seconds,
             delta_flush_seconds=settings.delta_flush_ms / 1000,
+            safety=app[SAFETY],
         )
         app[ROOMS] = service
         log.info("rooms ready", extra={"log": room_log.name})
@@ -277,6 +307,7 @@ async def _counseling(app: web.Application) -> AsyncIterator[None]:
         max_message_length=settings.max_message_length,
         ai_timeout_seconds=settings.ai_timeout_seconds,
         delta_flush_seconds=settings.delta_flush_ms / 1000,
+        safety=app[SAFETY],
     )
     pruner = asyncio.create_task(forget_idle_limits(limiter))
     log.info("counseling ready", extra={"provider": llm.name})
@@ -292,10 +323,14 @@ async def _counseling(app: web.Application) -> AsyncIterator[None]:
 RESOURCES: list[Resource] = [
     _redis,
     _database,
+    _safety,
     _catalog,
     _llm,
     _chat_core,
     _reaper,
+    retention_task,  # RETENTION_DAYS (docs/operations.md)
+    spend_limits,  # MAX_CALLS_PER_HOUR, MAX_PROCESS_PER_MINUTE
+    metrics_history,  # the admin console's last hour
     _calls,
     _voice,
     _agents,
@@ -316,12 +351,16 @@ def wire(app: web.Application, api: ApiRegistry) -> None:
     add_agent_routes(app, api, AGENT_CHAT)
     app.router.add_get("/v1/session/chat", rooms.handle)
     add_room_routes(app, api)
+    add_privacy_routes(app, api)  # admin: lists, export, erase (docs/operations.md)
+    app[SESSION_EVICTOR] = app[CHAT_NAMESPACE]  # a deleted session's sockets are told
+    add_admin_console(app, api)  # /admin
     # every path under /ws/session/ reaches it: a bad id is told in a frame, not a bare 404
     app.router.add_get(COUNSELING_PATH, counseling.handle)
     add_docs_routes(app, api)
     add_metrics_route(app)
     # after `/chat`'s own graceful shutdown (the app factory's), in this order
     _allow_cors(app, app[SETTINGS])
+    answer_wrong_methods(app, api)  # after CORS: its preflight routes match first
     _add_pages(app, PUBLIC_DIR)
     app.on_shutdown.extend([agents.close_all, rooms.close_all, counseling.close_all])
 

@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+from server.ai.audio import has_audio_stream
 from server.ai.speech import Speech, SpeechError
 from server.calls.conversation import VoiceConversation
 from server.calls.errors import CallFinished, NothingHeard, SpeechFailed
@@ -20,8 +21,11 @@ from server.calls.sentiment import Sentiment, SentimentAnalyzer
 from server.calls.service import CallService
 from server.calls.status import FINAL
 from server.chat import clock
+from server.errors import InvalidField
 
 log = logging.getLogger(__name__)
+
+PROCESS_PROTOCOL = "/api/v1/calls/conversation/process"  # metrics' and safety alerts' label
 
 # the contract's spelling (`data:audio/mp3;base64,...`), not the registered audio/mpeg
 MIME_TYPES = {"mp3": "audio/mp3", "wav": "audio/wav"}
@@ -55,6 +59,8 @@ class ConversationProcessor:
         call = await self.calls.get(call_id)
         if call.status in FINAL:
             raise CallFinished()
+        if not await asyncio.to_thread(has_audio_stream, audio):  # a picture, text, junk
+            raise InvalidField("audio")
         try:
             transcript = await self.speech.stt.transcribe(audio, filename=filename)
         except SpeechError as exc:
@@ -66,7 +72,11 @@ class ConversationProcessor:
         judging = asyncio.create_task(self.sentiment.analyze(transcript))
         try:
             reply = await self.conversation.respond(
-                call.session_id, call.id, transcript, system_prompt=system_prompt
+                call.session_id,
+                call.id,
+                transcript,
+                system_prompt=system_prompt,
+                protocol=PROCESS_PROTOCOL,
             )
             sentiment = await judging
         finally:

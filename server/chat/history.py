@@ -74,10 +74,15 @@ class HistoryStore:
         self.cache.fill(session_id, [], 0)
 
     async def add_if_active(
-        self, session_id: str, sender: Sender, content: str
+        self,
+        session_id: str,
+        sender: Sender,
+        content: str,
+        *,
+        metadata: dict[str, Any] | None = None,
     ) -> StoredMessage | None:
         """Store the message if the session is active (one statement); None if it is not."""
-        message = _new_message(session_id, sender, content, MessageType.TEXT, None)
+        message = _new_message(session_id, sender, content, MessageType.TEXT, metadata)
         try:
             inserted = await self._messages().insert_if_active(_values(message), session_id)
         except BaseException:

@@ -24,6 +24,7 @@ class VoiceSettings:
     barge_in: bool = True  # the caller speaking over the AI stops it
     barge_in_ms: int = 250  # speech this long over the AI is the caller, not a cough
     greeting_delay_ms: int = 2000  # after media connects; TTS time comes on top (~2-3 s)
+    max_turns_per_minute: int = 20  # utterances answered per call (MAX_VOICE_TURNS_PER_MINUTE)
 
     @property
     def pause_ms(self) -> int:
@@ -52,4 +53,5 @@ class VoiceSettings:
             max_utterance_seconds=settings.max_utterance_seconds,
             barge_in=settings.barge_in,
             greeting_delay_ms=settings.voice_greeting_delay_ms,
+            max_turns_per_minute=settings.max_voice_turns_per_minute,
         )
