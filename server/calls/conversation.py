@@ -12,9 +12,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
-from models import MessageType, Sender
+from models import ChatMessage, MessageType, Sender
 from server.ai.base import LLM, PromptMessage
 from server.calls.errors import NothingHeard
 from server.calls.prompts import CALL_GREETING, PHONE_COUNSELOR_SYSTEM_PROMPT
@@ -27,7 +27,6 @@ from server.conversation.lanes import Lanes
 from server.conversation.tools import Toolbox
 from server.conversation.turn import answer_within
 from server.logs import preview
-from server.safety.detector import SafetyFlag
 from server.safety.layer import SafetyLayer
 from server.safety.prompts import with_risk_guidance
 
@@ -37,6 +36,16 @@ SentenceSink = Callable[[str], Awaitable[None]]
 SentimentSink = Callable[[Sentiment], None]
 CALL_PROTOCOL = "/signaling"  # the label of metrics and safety alerts for calls
 _ROLES = {"user": "user", "assistant": "assistant", "system": "system"}
+
+
+class HeardReply(Protocol):
+    """What the caller has heard of a reply (the voice pipeline keeps it up to date); its
+    `message_id` is set once the reply is stored."""
+
+    message_id: str | None
+
+    @property
+    def text(self) -> str: ...
 
 
 class VoiceConversation:
@@ -82,6 +91,7 @@ class VoiceConversation:
         *,
         system_prompt: str | None = None,
         model_clock: ModelClock | None = None,
+        reply: HeardReply | None = None,
         protocol: str = CALL_PROTOCOL,
         on_sentiment: SentimentSink | None = None,
     ) -> str:
@@ -91,6 +101,8 @@ class VoiceConversation:
         start on the first one; keep it quick (queue the work). Its failures are logged and
         do not stop the reply. The model's failure is `ChatError(AI_FAILED)`; the transcript
         stays stored. `model_clock`, when given, records the time spent waiting on the model.
+        Cancelled mid-way (the caller barged in), it stores what `reply` says was heard,
+        with `metadata.interrupted`, before the cancellation goes on.
         `on_sentiment` gets the caller's sentiment as soon as it is judged (meanwhile the
         model answers); it is stored in the transcript's metadata either way.
         """
@@ -112,57 +124,68 @@ class VoiceConversation:
             log.info("caller said", extra={"call": call_id, "text": preview(transcript)})
             judging = self._judge(transcript, on_sentiment)
             try:
-                return await self._answer(
-                    session_id, call_id, asked, flag, on_sentence, system_prompt, model_clock
+                prompt = with_risk_guidance(system_prompt or self.system_prompt)
+                context = await self._context(session_id, prompt)
+                splitter = SentenceSplitter(first_clause=True)
+
+                async def on_delta(delta: str) -> None:
+                    for sentence in splitter.feed(delta):
+                        await _speak(on_sentence, sentence, call_id)
+
+                llm = self.llm if model_clock is None else model_clock.timed(self.llm)
+                try:
+                    result = await answer_within(
+                        llm,
+                        self.toolbox,
+                        context,
+                        on_delta,
+                        timeout=self.ai_timeout,
+                        log_context={"call": call_id},
+                        safety=flag,
+                    )
+                except asyncio.CancelledError:
+                    if reply is not None and reply.text:
+                        stored = await self.history.add(
+                            session_id,
+                            Sender.ASSISTANT,
+                            reply.text,
+                            message_type=MessageType.AUDIO,
+                            metadata={"callId": call_id, "replyTo": asked.id, "interrupted": True},
+                        )
+                        reply.message_id = stored.id
+                    raise
+                if model_clock is not None:
+                    model_clock.done = time.monotonic()
+                for sentence in splitter.flush():
+                    await _speak(on_sentence, sentence, call_id)
+                metadata: dict[str, Any] = {"callId": call_id, "replyTo": asked.id}
+                if result.tools_used:
+                    metadata["tools"] = result.tools_used
+                if result.safety is not None:
+                    metadata["safety"] = result.safety.as_metadata()
+                stored = await self.history.add(
+                    session_id,
+                    Sender.ASSISTANT,
+                    result.text,
+                    message_type=MessageType.AUDIO,
+                    metadata=metadata,
                 )
+                if reply is not None:
+                    reply.message_id = stored.id
+                return result.text
             finally:
                 await self._store_sentiment(asked, judging)
 
-    async def _answer(
-        self,
-        session_id: str,
-        call_id: str,
-        asked: StoredMessage,
-        flag: SafetyFlag | None,
-        on_sentence: SentenceSink | None,
-        system_prompt: str | None,
-        model_clock: ModelClock | None,
-    ) -> str:
-        prompt = with_risk_guidance(system_prompt or self.system_prompt)
-        context = await self._context(session_id, prompt)
-        splitter = SentenceSplitter()
-
-        async def on_delta(delta: str) -> None:
-            for sentence in splitter.feed(delta):
-                await _speak(on_sentence, sentence, call_id)
-
-        llm = self.llm if model_clock is None else model_clock.timed(self.llm)
-        result = await answer_within(
-            llm,
-            self.toolbox,
-            context,
-            on_delta,
-            timeout=self.ai_timeout,
-            log_context={"call": call_id},
-            safety=flag,
-        )
-        if model_clock is not None:
-            model_clock.done = time.monotonic()
-        for sentence in splitter.flush():
-            await _speak(on_sentence, sentence, call_id)
-        metadata: dict[str, Any] = {"callId": call_id, "replyTo": asked.id}
-        if result.tools_used:
-            metadata["tools"] = result.tools_used
-        if result.safety is not None:
-            metadata["safety"] = result.safety.as_metadata()
-        await self.history.add(
-            session_id,
-            Sender.ASSISTANT,
-            result.text,
-            message_type=MessageType.AUDIO,
-            metadata=metadata,
-        )
-        return result.text
+    async def interrupted(self, session_id: str, message_id: str, spoken: str) -> None:
+        """The caller barged in on a stored reply: keep only what they heard of it (nothing
+        heard: the text stays), marked `metadata.interrupted`."""
+        row = await ChatMessage.filter(id=message_id, session_id=session_id).first()
+        if row is None:
+            return
+        row.metadata = {**(row.metadata or {}), "interrupted": True}
+        row.content = spoken or row.content
+        await row.save(update_fields=["content", "metadata"])
+        self.history.cache.drop(session_id)
 
     def _judge(
         self, transcript: str, on_sentiment: SentimentSink | None
