@@ -40,6 +40,7 @@ from server.auth import Grant, Refused, websocket_token
 from server.errors import InvalidField, invalid_field
 from server.keys import REDIS, SETTINGS, TOOLBOX
 from server.metrics import CONNECTIONS
+from server.outbox import Outbox
 from server.ownership import Kind, admit_websocket
 from server.rest.openapi import ApiRegistry
 
@@ -78,27 +79,23 @@ def frame_of(event: AgentEvent) -> dict[str, Any]:
 
 
 class WebSocketLink:
-    """One client connection, as the core sees it."""
+    """One client connection, as the core sees it: frames go through its own bounded
+    queue, so a client that does not read never holds up a broadcast (`auto_report`)."""
 
-    def __init__(self, ws: web.WebSocketResponse) -> None:
+    def __init__(self, ws: web.WebSocketResponse, outbox: Outbox) -> None:
         self.ws = ws
+        self.outbox = outbox
 
     async def send(self, event: AgentEvent) -> bool:
         return await self.send_frame(frame_of(event))
 
     async def send_frame(self, frame: dict[str, Any]) -> bool:
-        if self.ws.closed:
-            return False
-        try:
-            await self.ws.send_str(orjson.dumps(frame).decode())
-        except ConnectionError:
-            return False
-        return True
+        return self.outbox.put(orjson.dumps(frame))
 
     async def close(self, code: int, error: str | None = None) -> None:
         if error is not None:
             await self.send_frame({"type": "error", "message": error})
-        await self.ws.close(code=code)
+        await self.outbox.close(code)
 
 
 class AgentChatEndpoint:
@@ -118,7 +115,7 @@ class AgentChatEndpoint:
         if _valid_client_id(client_id) and (not settings.auth_secret or websocket_token(request)):
             admitted = await admit_websocket(request, Kind.AGENT_CLIENT, client_id)
         await ws.prepare(request)
-        link = WebSocketLink(ws)
+        link = WebSocketLink(ws, Outbox(ws, request, settings.ws_max_unsent_bytes))
         self._links.add(link)
         CONNECTIONS.labels(AGENT_PROTOCOL).inc()
         try:
@@ -145,12 +142,13 @@ class AgentChatEndpoint:
         finally:
             self._links.discard(link)
             CONNECTIONS.labels(AGENT_PROTOCOL).dec()
+            await link.outbox.aclose()
 
     async def close_all(self) -> None:
         """Shutdown: every socket, authenticated or not, so none holds the server up."""
         await asyncio.gather(
             *(
-                link.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+                link.outbox.close(WSCloseCode.GOING_AWAY, b"server shutdown")
                 for link in list(self._links)
             )
         )

@@ -15,13 +15,14 @@ import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import BaseModel
 
-from server.auth import Refused, request_grant
+from server.auth import Grant, Refused, request_grant
 from server.chat import clock
 from server.chat.ratelimit import make_limiter
 from server.errors import TEMPORARY_FAILURE, ChatError, invalid_field
 from server.fanout import RedisChannels
 from server.keys import LLM_CLIENT, REDIS, SETTINGS, TOOLBOX
 from server.metrics import CONNECTIONS
+from server.outbox import Outbox
 from server.ownership import Kind, admit_websocket, require_access
 from server.rest.chat import ErrorMessage
 from server.rest.openapi import ApiRegistry, Operation, auth_responses
@@ -104,21 +105,17 @@ async def _shut_down_rooms(app: web.Application) -> None:
 
 
 class WebSocketClient:
-    """One room socket, as the room core sees it."""
+    """One room socket, as the room core sees it: a frame sent to it is queued (its own
+    bounded queue), so a client that does not read never holds up its room."""
 
-    def __init__(self, ws: web.WebSocketResponse) -> None:
-        self._ws = ws
+    def __init__(self, outbox: Outbox) -> None:
+        self.outbox = outbox
 
     async def send(self, frame: Mapping[str, Any]) -> None:
-        if self._ws.closed:
-            return
-        try:
-            await self._ws.send_str(orjson.dumps(frame).decode())
-        except ConnectionError:
-            pass  # gone mid-send: its own handler takes it out of the room
+        self.outbox.put(orjson.dumps(frame))  # a client gone or cut off: its handler ends
 
     async def close(self) -> None:
-        await self._ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+        await self.outbox.close(WSCloseCode.GOING_AWAY, b"server shutdown")
 
 
 async def room_socket(request: web.Request) -> web.StreamResponse:
@@ -133,16 +130,31 @@ async def room_socket(request: web.Request) -> web.StreamResponse:
     # before the upgrade, so a client that sees its socket open is in the room already
     admitted = await admit_websocket(request, Kind.ROOM, sid) if SID.fullmatch(sid) else None
     await ws.prepare(request)
-    client = WebSocketClient(ws)
+    client = WebSocketClient(Outbox(ws, request, settings.ws_max_unsent_bytes))
+    try:
+        await _serve(request, ws, sid, admitted, client)
+    finally:
+        await client.outbox.aclose()
+    return ws
+
+
+async def _serve(
+    request: web.Request,
+    ws: web.WebSocketResponse,
+    sid: str,
+    admitted: Grant | Refused | None,
+    client: WebSocketClient,
+) -> None:
+    settings = request.app[SETTINGS]
     if not SID.fullmatch(sid):
         # a browser cannot read an HTTP error body, but it can read this frame and the code
         await client.send(error_frame(invalid_field("sid")))
-        await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"invalid sid")
-        return ws
+        await client.outbox.close(WSCloseCode.POLICY_VIOLATION, b"invalid sid")
+        return
     if isinstance(admitted, Refused):
         await client.send(error_frame(admitted.message))
-        await ws.close(code=admitted.close_code, message=b"refused")
-        return ws
+        await client.outbox.close(admitted.close_code, b"refused")
+        return
 
     rooms = request.app[ROOMS]
     await rooms.join(sid, client)
@@ -156,7 +168,6 @@ async def room_socket(request: web.Request) -> web.StreamResponse:
     finally:
         CONNECTIONS.labels(ROOM_PROTOCOL).dec()
         await rooms.leave(sid, client)
-    return ws
 
 
 async def _handle_frame(

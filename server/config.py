@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     db_user: str = "root"
     db_password: str = ""
     db_name: str = "mobok"
+    # connecting, waiting for a pooled connection and each statement: then a temporary failure
+    db_query_timeout_seconds: float = Field(default=5.0, gt=0)
 
     ai_provider: ProviderName | None = None
     ai_timeout_seconds: float = Field(default=30.0, gt=0)
@@ -61,6 +63,8 @@ class Settings(BaseSettings):
     welfare_catalog_path: Path | None = None
     agents_path: Path | None = None  # §3 agents per project; None = the shipped file
     ws_heartbeat_seconds: float = Field(default=30.0, gt=0)  # protocol pings on plain websockets
+    # a plain websocket client with this much sent to it but not yet read is cut off
+    ws_max_unsent_bytes: int = Field(default=16 * 1024 * 1024, ge=64 * 1024)
     delta_flush_ms: float = Field(default=30.0, ge=0)  # token deltas coalesced this long
     log_level: str = "INFO"
 
