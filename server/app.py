@@ -111,7 +111,8 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
-    async with db.database(app[SETTINGS].database_url):
+    settings = app[SETTINGS]
+    async with db.database(settings.database_url, settings.db_query_timeout_seconds):
         yield
 
 

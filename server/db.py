@@ -18,9 +18,11 @@ from urllib.parse import unquote, urlsplit
 from pymysql import err as mysql_errors
 from tortoise import Tortoise
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.exceptions import DBConnectionError, OperationalError, TransactionManagementError
 
 from models import MODEL_MODULES
+from server.db_clients import bounded_connection
 
 log = logging.getLogger(__name__)
 _connection_name = "default"
@@ -40,6 +42,7 @@ DB_UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 # seconds instead of the minutes of TCP's own connect timeout.
 MYSQL_CONNECT_TIMEOUT_SECONDS = 5
 PING_TIMEOUT_SECONDS = 5.0
+DEFAULT_QUERY_TIMEOUT_SECONDS = 5.0  # `DB_QUERY_TIMEOUT_SECONDS`
 
 
 def redact(url: str) -> str:
@@ -91,8 +94,9 @@ def _with_driver_options(url: str) -> str:
     return url
 
 
-async def init_db(url: str) -> None:
-    """Connect and create missing tables; safe to run on every start and on many instances."""
+async def init_db(url: str, query_timeout: float = DEFAULT_QUERY_TIMEOUT_SECONDS) -> None:
+    """Connect and create missing tables; safe to run on every start and on many instances.
+    Every statement must finish within `query_timeout` seconds (`server.db_clients`)."""
     if url.startswith("mysql://"):
         await _create_mysql_database(url)
     elif url.startswith("sqlite://") and url != "sqlite://:memory:":
@@ -102,7 +106,11 @@ async def init_db(url: str) -> None:
     # a process that has used SQLite from sending `?` placeholders to MySQL (the test suite).
     _connection_name = url.split("://", 1)[0]
     config = {
-        "connections": {_connection_name: _with_driver_options(url)},
+        "connections": {
+            _connection_name: bounded_connection(
+                expand_db_url(_with_driver_options(url)), query_timeout
+            )
+        },
         "apps": {"models": {"models": MODEL_MODULES, "default_connection": _connection_name}},
         "use_tz": True,
         "timezone": "UTC",
@@ -139,8 +147,10 @@ async def close_db() -> None:
 
 
 @asynccontextmanager
-async def database(url: str) -> AsyncIterator[None]:
-    await init_db(url)
+async def database(
+    url: str, query_timeout: float = DEFAULT_QUERY_TIMEOUT_SECONDS
+) -> AsyncIterator[None]:
+    await init_db(url, query_timeout)
     try:
         yield
     finally:

@@ -1,0 +1,76 @@
+"""A database that stops answering without a reset (issue #17, defect 4): every wait on it is
+bounded by `DB_QUERY_TIMEOUT_SECONDS`, a turn caught in it gets the contract's temporary
+failure, and the pool heals once packets flow again.
+
+The real MariaDB is behind a proxy this test owns (`tests/cut_proxy.py`), silenced: bytes
+are swallowed both ways, connections stay open, as on a cut link."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from server.errors import TEMPORARY_FAILURE
+from tests.conftest import LiveServer, fresh_database, make_settings, serve
+from tests.cut_proxy import CutProxy
+from tests.sio import RecordingClient
+from tests.waiting import until
+
+QUERY_TIMEOUT = 1.0
+GENEROUS = 10.0  # on top of the timeout: a loaded machine, not a speed claim
+
+
+@asynccontextmanager
+async def server_behind_proxy(tmp_path: Path) -> AsyncIterator[tuple[LiveServer, CutProxy]]:
+    async with fresh_database("mysql", tmp_path) as url:
+        parts = urlsplit(url)
+        proxy = CutProxy(parts.hostname or "127.0.0.1", parts.port or 3306)
+        async with proxy.running():
+            proxied = parts._replace(netloc=f"{parts.username}:@127.0.0.1:{proxy.port}").geturl()
+            settings = make_settings(proxied, db_query_timeout_seconds=QUERY_TIMEOUT)
+            async with serve(settings) as live:
+                yield live, proxy
+
+
+async def test_a_silent_database_fails_a_turn_in_time_and_the_pool_recovers(
+    tmp_path: Path,
+) -> None:
+    async with server_behind_proxy(tmp_path) as (live, proxy):
+        client = RecordingClient()
+        await client.connect(live.url)
+        try:
+            joined = await client.call("join-chat", {"userId": "u-silent"})
+            session_id = joined["sessionId"]
+            sent = {"sessionId": session_id, "message": "들리세요?"}
+            assert "id" in await client.call("send-message", sent)
+
+            proxy.silence()
+            silenced = time.monotonic()
+            # bounded: the contract's error, not an ack after the TCP timeout (minutes)
+            refused = await client.call("send-message", sent, timeout=QUERY_TIMEOUT + GENEROUS)
+            assert refused == {"error": {"message": TEMPORARY_FAILURE}}
+            told = time.monotonic() - silenced
+            # a new join needs a new statement too: bounded as well
+            refused = await client.call(
+                "join-chat", {"userId": "u-silent-2"}, timeout=QUERY_TIMEOUT + GENEROUS
+            )
+            assert refused == {"error": {"message": TEMPORARY_FAILURE}}
+
+            proxy.restore()
+
+            async def answered() -> bool:
+                ack = await client.call("send-message", sent, timeout=QUERY_TIMEOUT + GENEROUS)
+                return "id" in ack
+
+            restored = time.monotonic()
+            await until(answered, 30, "an ack once the database answers again")
+            print(
+                f"\nsilent database: temporary failure after {told:.2f} s "
+                f"(DB_QUERY_TIMEOUT_SECONDS={QUERY_TIMEOUT:g}); acks again "
+                f"{time.monotonic() - restored:.2f} s after packets flow"
+            )
+        finally:
+            await client.close()
