@@ -23,6 +23,7 @@ from server import db
 from server.ai.factory import create_llm
 from server.ai.prompts import WELFARE_CHAT_SYSTEM_PROMPT
 from server.chat.history import HistoryStore
+from server.chat.pending import keep_leases, pending_turns
 from server.chat.ratelimit import make_limiter
 from server.chat.reaper import run_reaper
 from server.chat.service import ChatService
@@ -134,6 +135,7 @@ async def _chat_core(app: web.Application) -> AsyncIterator[None]:
         max_message_length=settings.max_message_length,
         context_messages=settings.history_context_messages,
         ai_timeout_seconds=settings.ai_timeout_seconds,
+        pending=pending_turns(app.get(REDIS), settings.turn_lease_seconds),
     )
     log.info("chat core ready", extra={"provider": llm.name, "services": len(catalog)})
     try:
@@ -143,14 +145,19 @@ async def _chat_core(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _reaper(app: web.Application) -> AsyncIterator[None]:
-    task = asyncio.create_task(
-        run_reaper(app[CHAT], app[CHAT_NAMESPACE], app[SETTINGS].reap_interval_seconds)
-    )
+    """Idle sessions, and (with Redis) the answers orphaned by a dead instance."""
+    tasks = [
+        asyncio.create_task(
+            run_reaper(app[CHAT], app[CHAT_NAMESPACE], app[SETTINGS].reap_interval_seconds)
+        ),
+        asyncio.create_task(keep_leases(app[CHAT].pending, app[CHAT_NAMESPACE].take_over)),
+    ]
     try:
         yield
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _graceful_shutdown(app: web.Application) -> None:

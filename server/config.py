@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     max_message_length: int = Field(default=2000, gt=0)
     max_ai_requests_per_minute: int = Field(default=10, gt=0)
     history_context_messages: int = Field(default=20, gt=0)
+    # with Redis: an answer in progress on an instance that died is taken over this long after
+    turn_lease_seconds: float = Field(default=10.0, gt=0)
 
     welfare_catalog_path: Path | None = None
     agents_path: Path | None = None  # §3 agents per project; None = the shipped file
