@@ -3,13 +3,20 @@ error and logged without a traceback; a traceback in the log means a bug of ours
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 
+import aiohttp
 import pytest
 
 from server.errors import invalid_field
-from tests.conftest import LiveServer
+from server.keys import SIO
+from tests.conftest import LiveServer, make_settings, serve
 from tests.test_faults import FrameClient
+from tests.waiting import until
+
+TIMEOUT = 10.0  # an answer expected at once; this is slack on a loaded machine
 
 
 def tracebacks(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -39,3 +46,103 @@ async def test_a_deeply_nested_room_frame_is_refused_as_invalid(
     finally:
         await client.close()
     assert tracebacks(caplog) == []
+
+
+# -- Engine.IO and Socket.IO, spoken raw ---------------------------------------------------
+
+EIO = "/socket.io/?EIO=4&transport="
+
+
+async def polling_session(http: aiohttp.ClientSession, url: str) -> str:
+    async with http.get(f"{url}{EIO}polling") as response:
+        opened = await response.text()
+    assert opened.startswith("0")
+    return str(json.loads(opened[1:])["sid"])
+
+
+@pytest.mark.parametrize("body", [b"\xff\xfe", b"7", b"9hello", b"", b"4a\x1e8", b"b!!!"])
+async def test_malformed_polling_bodies_are_refused_and_close_the_session(
+    server: LiveServer, caplog: pytest.LogCaptureFixture, body: bytes
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with aiohttp.ClientSession() as http:
+        sid = await polling_session(http, server.url)
+        url = f"{server.url}{EIO}polling&sid={sid}"
+        async with http.post(url, data=body) as response:
+            assert response.status == 400
+        async with http.get(url) as response:  # the session is gone
+            assert response.status == 400
+    assert tracebacks(caplog) == []
+
+
+async def test_an_oversized_polling_post_is_answered_413_and_closes_the_session(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with (
+        serve(make_settings(sqlite_url, max_payload_bytes=10_000)) as live,
+        aiohttp.ClientSession() as http,
+    ):
+        sid = await polling_session(http, live.url)
+        url = f"{live.url}{EIO}polling&sid={sid}"
+        async with http.post(url, data=b"4" + b"x" * 20_000, timeout=TIMEOUT) as response:
+            assert response.status == 413
+        async with http.get(url, timeout=TIMEOUT) as response:
+            assert response.status == 400
+    assert tracebacks(caplog) == []
+
+
+@pytest.mark.parametrize("packet", ["7", "8", "9", "7" * 3])
+async def test_unknown_engineio_packets_on_a_websocket_close_it_without_a_traceback(
+    server: LiveServer, caplog: pytest.LogCaptureFixture, packet: str
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with aiohttp.ClientSession() as http:
+        async with http.ws_connect(f"{server.url}{EIO}websocket") as ws:
+            opened = await ws.receive(timeout=5)
+            assert str(opened.data).startswith("0")
+            for _ in range(50):
+                if ws.closed:
+                    break
+                with contextlib.suppress(ConnectionError):
+                    await ws.send_str(packet)
+            while (await ws.receive(timeout=5)).type is not aiohttp.WSMsgType.CLOSED:
+                pass
+    assert tracebacks(caplog) == []
+
+
+async def test_binary_attachments_count_towards_the_payload_limit(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)  # a connection's later mistakes are logged at DEBUG
+    async with (
+        serve(make_settings(sqlite_url, max_payload_bytes=100_000)) as live,
+        aiohttp.ClientSession() as http,
+    ):
+        sio = live.app[SIO]
+        async with http.ws_connect(f"{live.url}{EIO}websocket") as ws:
+            await ws.receive(timeout=5)  # OPEN
+            await ws.send_str("40/chat,")
+            assert str((await ws.receive(timeout=5)).data).startswith("40/chat,")
+            placeholders = ",".join(f'{{"_placeholder":true,"num":{n}}}' for n in range(5))
+            await ws.send_str(f'455-/chat,["typing",{placeholders}]')
+            for _ in range(3):  # 3 of 5 attachments, 90 KB each: past 100 KB at the second
+                await ws.send_bytes(b"\0" * 90_000)
+            too_big = "attachments past MAX_PAYLOAD_BYTES"
+            await until(lambda: too_big in dropped(caplog), TIMEOUT, "the packet dropped")
+            assert sio._binary_packet == {}
+            # more attachments than any event may carry: refused at once
+            placeholders = ",".join(f'{{"_placeholder":true,"num":{n}}}' for n in range(11))
+            await ws.send_str(f'4511-/chat,["typing",{placeholders}]')
+            await until(lambda: "attachment count" in dropped(caplog), TIMEOUT, "the refusal")
+            assert sio._binary_packet == {}
+    assert tracebacks(caplog) == []
+
+
+def dropped(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Why each Socket.IO packet was dropped."""
+    return [
+        str(getattr(r, "reason", ""))
+        for r in caplog.records
+        if r.getMessage() == "malformed Socket.IO packet dropped"
+    ]
