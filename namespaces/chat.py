@@ -141,7 +141,9 @@ class ChatNamespace(ContractNamespace):
     async def on_send_message(self, sid: str, data: Any) -> dict[str, Any]:
         req = parse(SendMessage, data)
         await self._require_member(sid, req.sessionId)
-        accepted = await self.chat.accept(req.sessionId, req.message, req.clientMessageId)
+        user = (await self.get_session(sid)).get("user")
+        caller = f"user:{user}" if user else f"socket:{sid}"
+        accepted = await self.chat.accept(req.sessionId, req.message, req.clientMessageId, caller)
         sent = live_message(accepted.message)
         if accepted.repeated:  # stored and answered (or being answered) once already
             return sent

@@ -136,6 +136,9 @@ async def _chat_core(app: web.Application) -> AsyncIterator[None]:
         context_messages=settings.history_context_messages,
         ai_timeout_seconds=settings.ai_timeout_seconds,
         pending=pending_turns(app.get(REDIS), settings.turn_lease_seconds),
+        caller_limiter=make_limiter(
+            app.get(REDIS), settings.max_ai_requests_per_minute, "chat-callers"
+        ),
     )
     log.info("chat core ready", extra={"provider": llm.name, "services": len(catalog)})
     try:

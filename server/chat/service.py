@@ -73,6 +73,7 @@ class ChatService:
         context_messages: int,
         ai_timeout_seconds: float,
         pending: PendingTurns | None = None,
+        caller_limiter: Limiter | None = None,
     ) -> None:
         self.sessions = sessions
         self.store = history
@@ -84,6 +85,9 @@ class ChatService:
         self.context_messages = context_messages
         self.ai_timeout = ai_timeout_seconds
         self.pending = pending or LocalPendingTurns()
+        # the same budget per caller (a user, or a connection) across all its sessions: one
+        # socket opening 30 sessions got 30 budgets
+        self.caller_limiter = caller_limiter
         self._turns = Lanes()
         # user messages stored and acknowledged but not answered yet, per session
         self._pending: dict[str, set[str]] = {}
@@ -113,11 +117,15 @@ class ChatService:
         await self.sessions.touch_lightly(session_id)
 
     async def accept(
-        self, session_id: str, text: str, client_message_id: str | None = None
+        self,
+        session_id: str,
+        text: str,
+        client_message_id: str | None = None,
+        caller: str | None = None,
     ) -> Accepted:
         """Validate and store a user message; after this it may be acknowledged. A retry
         (the `client_message_id` of a message stored before) stores nothing and is the
-        first one again."""
+        first one again. `caller` (a user, else a connection) is rate-limited as a whole."""
         if not text.strip():
             raise ChatError(MESSAGE_EMPTY)
         if len(text) > self.max_message_length:
@@ -128,6 +136,9 @@ class ChatService:
             first = await self.store.get(session_id, message_id)
             if first is not None:
                 return Accepted(first, repeated=True)
+        if caller is not None and self.caller_limiter is not None:
+            if not await self.caller_limiter.allow(caller):
+                raise ChatError(RATE_LIMITED)
         if not await self.limiter.allow(session_id):
             raise ChatError(RATE_LIMITED)
         # `last_activity` is refreshed at most every few seconds (the idle timeout is
