@@ -34,6 +34,7 @@ from server.errors import TEMPORARY_FAILURE
 from server.fanout import LocalManager, RoomChannelRedisManager
 from server.keys import CATALOG, CHAT, LLM_CLIENT, REDIS, SETTINGS, SIO, TOOLBOX
 from server.metrics import add_metrics_route
+from server.origin import websocket_origins
 from server.rest.chat import add_chat_routes
 from server.rest.openapi import ApiRegistry, add_docs_routes
 from server.sio_packets import ContractSocketServer
@@ -50,7 +51,9 @@ PINGS = web.AppKey("engineio_pings", PingWheel)
 
 def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or Settings()
-    app = web.Application(middlewares=[rest_errors], client_max_size=settings.max_payload_bytes)
+    app = web.Application(
+        middlewares=[websocket_origins, rest_errors], client_max_size=settings.max_payload_bytes
+    )
     app[SETTINGS] = settings
 
     sio = ContractSocketServer(

@@ -146,3 +146,17 @@ def dropped(caplog: pytest.LogCaptureFixture) -> list[str]:
         for r in caplog.records
         if r.getMessage() == "malformed Socket.IO packet dropped"
     ]
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/session/chat?sid=o1", "/ws/chat/origin-client", "/ws/session/origin-1"]
+)
+async def test_plain_websockets_refuse_pages_of_other_origins(sqlite_url: str, path: str) -> None:
+    settings = make_settings(sqlite_url, cors_origin="https://ok.example, https://also.example")
+    async with serve(settings) as live, aiohttp.ClientSession() as http:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await http.ws_connect(live.url + path, origin="https://evil.example")
+        assert refused.value.status == 403
+        for origin in ("https://also.example", None):  # allowed, and no browser at all
+            async with http.ws_connect(live.url + path, origin=origin) as ws:
+                assert not ws.closed
