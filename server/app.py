@@ -33,6 +33,7 @@ from server.config import ROOT, Settings
 from server.errors import TEMPORARY_FAILURE
 from server.fanout import LocalManager, RoomChannelRedisManager
 from server.keys import CATALOG, CHAT, LLM_CLIENT, REDIS, SETTINGS, SIO, TOOLBOX
+from server.logs import quiet_client_http_mistakes
 from server.metrics import add_metrics_route
 from server.origin import websocket_origins
 from server.rest.chat import add_chat_routes
@@ -51,6 +52,7 @@ PINGS = web.AppKey("engineio_pings", PingWheel)
 
 def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or Settings()
+    quiet_client_http_mistakes()
     app = web.Application(
         middlewares=[websocket_origins, rest_errors], client_max_size=settings.max_payload_bytes
     )

@@ -64,6 +64,7 @@ class Settings(BaseSettings):
 
     welfare_catalog_path: Path | None = None
     agents_path: Path | None = None  # §3 agents per project; None = the shipped file
+    http_keepalive_seconds: float = Field(default=15.0, gt=0)  # idle, or a request head unsent
     ws_heartbeat_seconds: float = Field(default=30.0, gt=0)  # protocol pings on plain websockets
     # a plain websocket client with this much sent to it but not yet read is cut off
     ws_max_unsent_bytes: int = Field(default=16 * 1024 * 1024, ge=64 * 1024)

@@ -3,9 +3,12 @@ error and logged without a traceback; a traceback in the log means a bug of ours
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
@@ -13,6 +16,7 @@ import pytest
 from server.errors import invalid_field
 from server.keys import SIO
 from tests.conftest import LiveServer, make_settings, serve
+from tests.processes import server_process
 from tests.test_faults import FrameClient
 from tests.waiting import until
 
@@ -160,3 +164,62 @@ async def test_plain_websockets_refuse_pages_of_other_origins(sqlite_url: str, p
         for origin in ("https://also.example", None):  # allowed, and no browser at all
             async with http.ws_connect(live.url + path, origin=origin) as ws:
                 assert not ws.closed
+
+
+# -- HTTP itself ---------------------------------------------------------------------------
+
+BAD_REQUESTS = [
+    b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n",  # a header too long
+    b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",  # a URL too long
+    b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(200)) + b"\r\n",
+    b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 TLS to a plain port\r\n\r\n",
+]
+
+
+async def raw_http(url: str, request: bytes) -> bytes:
+    parts = urlsplit(url)
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    try:
+        writer.write(request)
+        return await asyncio.wait_for(reader.read(), TIMEOUT)
+    finally:
+        writer.transport.abort()
+
+
+async def test_requests_that_are_not_http_are_answered_400_without_a_traceback(
+    server: LiveServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="aiohttp.server")
+    for request in BAD_REQUESTS * 2:
+        answer = await raw_http(server.url, request)
+        assert answer.startswith(b"HTTP/1.") and b" 400 " in answer.split(b"\r\n")[0]
+    assert tracebacks(caplog) == []
+
+
+async def test_trickled_request_heads_are_cut_off(tmp_path: Path) -> None:
+    async with server_process(tmp_path, HTTP_KEEPALIVE_SECONDS="1") as server:
+        parts = urlsplit(server.url)
+        slow = [await asyncio.open_connection(parts.hostname, parts.port) for _ in range(20)]
+        try:
+            for _, writer in slow:
+                writer.write(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n")
+
+            async def trickle() -> None:
+                for n in range(100):
+                    for _, writer in slow:
+                        if not writer.is_closing():
+                            writer.write(b"X-%d: y\r\n" % n)
+                    await asyncio.sleep(0.2)
+
+            trickling = asyncio.create_task(trickle())
+            try:
+                ends = [asyncio.wait_for(reader.read(), TIMEOUT) for reader, _ in slow]
+                assert all(end == b"" for end in await asyncio.gather(*ends))  # closed
+            finally:
+                trickling.cancel()
+                await asyncio.gather(trickling, return_exceptions=True)
+        finally:
+            for _, writer in slow:
+                writer.transport.abort()
+        assert server.crashes() == []
