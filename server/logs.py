@@ -37,7 +37,8 @@ class ClientHttpMistakes(logging.Filter):
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, HttpProcessingError):
             record.levelno, record.levelname = logging.INFO, "INFO"
-            record.msg = f"{record.msg}: {type(exc).__name__} (answered 400)"
+            # aiohttp's "Error handling request from %s" reads as a crash: said as what it is
+            record.msg = f"unparsable request from %s answered 400: {type(exc).__name__}"
             record.exc_info = record.exc_text = None
         return True
 
