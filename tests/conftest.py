@@ -16,10 +16,15 @@ from aiohttp import web
 
 from server.app import create_app
 from server.config import Settings
-from tests.fakes.openai_server import FakeOpenAI, running_fake_openai
+from tests.support.fakes.openai_server import FakeOpenAI, running_fake_openai
 
 IN_CI = os.environ.get("CI") == "true"
 MYSQL_SERVER_URL = os.environ.get("TEST_MYSQL_URL", "mysql://root:@127.0.0.1:3306")
+# Every MySQL database a test makes is named with this prefix and a random part, and dropped
+# after. A CI run gives its own prefix (`.ci/run`), so its cleanup drops its own run's only.
+DB_PREFIX = os.environ.get("TEST_DB_PREFIX", "mobok_test_")
+if not DB_PREFIX.replace("_", "").isalnum() or len(DB_PREFIX) > 40:
+    raise ValueError(f"TEST_DB_PREFIX must be letters, digits and _ (40 at most): {DB_PREFIX!r}")
 
 
 def require(condition: bool, reason: str) -> None:
@@ -117,7 +122,7 @@ async def fresh_database(backend: str, tmp_path: Path) -> AsyncIterator[str]:
         yield f"sqlite://{tmp_path / 'test.sqlite3'}"
         return
     require(await _mysql_reachable(), f"MySQL not reachable at {MYSQL_SERVER_URL}")
-    name = f"mobok_test_{uuid.uuid4().hex[:10]}"
+    name = f"{DB_PREFIX}{uuid.uuid4().hex[:10]}"
     try:
         yield f"{MYSQL_SERVER_URL.rstrip('/')}/{name}"
     finally:
@@ -153,6 +158,6 @@ async def any_server(database_url: str) -> AsyncIterator[LiveServer]:
 
 @pytest.fixture
 async def fake_openai() -> AsyncIterator[FakeOpenAI]:
-    """A local fake of the OpenAI HTTP API (`tests/fakes/openai_server.py`)."""
+    """A local fake of the OpenAI HTTP API (`tests/support/fakes/openai_server.py`)."""
     async with running_fake_openai() as fake:
         yield fake

@@ -42,8 +42,8 @@ from server.errors import (
     message_too_long,
 )
 from tests.conftest import LiveServer, make_settings, serve
-from tests.fakes.openai_server import running_fake_openai
-from tests.waiting import until
+from tests.support.fakes.openai_server import running_fake_openai
+from tests.support.waiting import until
 
 PROJECT = "project_001"
 BUTLER = "집사"
@@ -275,12 +275,14 @@ async def test_context_is_limited_to_the_last_messages(sqlite_url: str) -> None:
 async def delivered_report(client_id: str) -> AgentReport:
     """The client's report once marked delivered: the mark is written just after the frame is
     sent, so the client may see the frame a moment before the row changes."""
-    for _ in range(100):
-        row = await AgentReport.get(client_id=client_id)
-        if row.delivered_at is not None:
-            return row
-        await asyncio.sleep(0.02)
-    return row
+    rows: list[AgentReport] = []
+
+    async def delivered() -> bool:
+        rows[:] = [await AgentReport.get(client_id=client_id)]
+        return rows[0].delivered_at is not None
+
+    await until(delivered, 10, f"{client_id}'s report marked delivered")
+    return rows[0]
 
 
 async def test_report_command_delegates_and_reports_back(any_server: LiveServer) -> None:

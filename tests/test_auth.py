@@ -24,7 +24,7 @@ from server.auth import AUTH_FAILED, AUTH_REQUIRED
 from server.errors import SESSION_FORBIDDEN, SESSION_NOT_FOUND, TEMPORARY_FAILURE
 from server.ownership import Kind, claim
 from tests.conftest import LiveServer, make_settings, serve
-from tests.sio import RecordingClient
+from tests.support.sio import RecordingClient
 
 SECRET = "a-test-secret-long-enough-for-hs256-and-for-hs512-at-64-bytes-or-more"
 WRONG_SECRET = "another-secret-long-enough-for-hs256-and-hs512-at-64-bytes-or-more"

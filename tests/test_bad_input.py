@@ -6,7 +6,7 @@ from typing import Any
 
 from models import ChatMessage
 from tests.conftest import LiveServer
-from tests.sio import RecordingClient
+from tests.support.sio import RecordingClient
 
 EVENTS = ["join-chat", "send-message", "leave-chat", "get-history", "typing"]
 NOT_OBJECTS: list[Any] = [None, "text", 42, 1.5, True, [], ["a"]]

@@ -10,9 +10,13 @@ import shutil
 import subprocess
 import sys
 
-from tests.bench.chat import LOADGEN, QUICK
-from tests.bench.harness import REPO, SHARED_BENCH
+import pytest
+
+from bench.chat import LOADGEN, QUICK
+from bench.harness import REPO, SHARED_BENCH
 from tests.conftest import require
+
+pytestmark = pytest.mark.bench
 
 SMOKE_TIMEOUT_S = 100
 
@@ -21,11 +25,11 @@ def test_quick_bench_runs_clean_on_sqlite() -> None:
     require(shutil.which("node") is not None, "node is not installed (the load generator)")
     require(
         (LOADGEN.parent / "node_modules" / "socket.io-client").is_dir(),
-        "tests/bench/js/node_modules is missing (`make install` runs `npm ci` there)",
+        "bench/js/node_modules is missing (`make install` runs `npm ci` there)",
     )
     require((SHARED_BENCH / "fake_openai.mjs").is_file(), f"no fake model at {SHARED_BENCH}")
     done = subprocess.run(
-        [sys.executable, "-m", "tests.bench.chat", "--quick", "--db", "sqlite", "--no-ref"],
+        [sys.executable, "-m", "bench.chat", "--quick", "--db", "sqlite", "--no-ref"],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -23,10 +23,12 @@ from models.calls import Call
 from server.ai.audio import decode_to_pcm, wav_bytes
 from server.calls.prompts import CALL_GREETING
 from server.config import ROOT
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
 from tests.conftest import LiveServer, make_settings, require, serve
-from tests.voice_client import KEYWORDS, espeak_available, spoken_wav
-from tests.waiting import until
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
+from tests.support.voice_client import KEYWORDS, espeak_available, spoken_wav
+from tests.support.waiting import until
+
+pytestmark = pytest.mark.browser
 
 SEED_GUIDE = ROOT.parent / "shared" / "seeds" / "webrtc-ai-call-guide.md"
 SOCKET_IO_CDN = "https://cdn.socket.io/4.5.4/socket.io.min.js"

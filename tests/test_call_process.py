@@ -20,8 +20,16 @@ from server.calls.prompts import CALL_GREETING, PHONE_COUNSELOR_SYSTEM_PROMPT
 from server.calls.sentences import speakable
 from server.calls.sentiment import SentimentAnalyzer
 from tests.conftest import LiveServer, fake_openai_settings, require, serve
-from tests.fakes.openai_server import FakeOpenAI, running_fake_openai, tone_mp3
-from tests.fakes.spoken import WELFARE_KEYWORDS, espeak_available, silence_wav, spoken_wav, tone_wav
+from tests.support.fakes.openai_server import FakeOpenAI, running_fake_openai, tone_mp3
+from tests.support.fakes.spoken import (
+    WELFARE_KEYWORDS,
+    espeak_available,
+    silence_wav,
+    spoken_wav,
+    tone_wav,
+)
+
+pytestmark = pytest.mark.slow  # server processes and outages: seconds each
 
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 PROCESS = "/api/v1/calls/conversation/process"

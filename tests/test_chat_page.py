@@ -13,7 +13,9 @@ from typing import Protocol
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from tests.browser import CHROMIUM_ARGS, require_chromium
+from tests.support.browser import CHROMIUM_ARGS, require_chromium
+
+pytestmark = pytest.mark.browser
 
 GREETING = "안녕하세요! 복지 서비스 검색 AI입니다. 어떤 복지 서비스를 찾고 계신가요?"
 QUESTION = "노인 복지 서비스 알려줘"

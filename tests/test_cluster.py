@@ -25,11 +25,24 @@ import pytest
 from server.errors import RATE_LIMITED
 from server.keys import CHAT as CHAT_KEY
 from tests.conftest import fresh_database, make_settings, require, serve
-from tests.processes import ServerProcess, server_process
-from tests.sio import RecordingClient
+from tests.support.processes import ServerProcess, server_process
+from tests.support.sio import RecordingClient
+from tests.support.waiting import until
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 RATE_LIMIT = 6
+
+
+async def _subscribers(channel: str, wanted: int) -> bool:
+    """Whether `wanted` Redis connections subscribe to `channel` (PUBSUB NUMSUB: read only)."""
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(REDIS_URL)
+    try:
+        [(_, count)] = await client.pubsub_numsub(channel)
+        return int(count) == wanted
+    finally:
+        await client.aclose()
 
 
 async def _redis_reachable() -> bool:
@@ -178,7 +191,8 @@ async def test_the_reaper_runs_on_every_instance_once(tmp_path: Path) -> None:
         # idle past 1.2 s: both instances reap; each tells its own socket, once
         for client in (on_a, on_b):
             assert await client.next("chat-left", timeout=10) == {"sessionId": joined["sessionId"]}
-        await asyncio.sleep(2)  # several more passes of both reapers
+        # several more passes of both reapers (every 0.6 s) tell no one again
+        assert await on_a.nothing("chat-left", 2) and await on_b.nothing("chat-left", 0.1)
         assert len(on_a.of("chat-left")) == len(on_b.of("chat-left")) == 1
         refused = await on_a.call(
             "send-message", {"sessionId": joined["sessionId"], "message": "안녕"}
@@ -192,7 +206,8 @@ async def test_a_room_spans_instances(tmp_path: Path) -> None:
         ws_a = await http.ws_connect(f"{a.ws_url}/v1/session/chat?sid={sid}")
         ws_b = await http.ws_connect(f"{b.ws_url}/v1/session/chat?sid={sid}")
         try:
-            await asyncio.sleep(0.2)  # both have joined their room
+            # both instances follow the room's Redis channel (server/rooms/registry.py)
+            await until(lambda: _subscribers(f"mobok-rooms#{sid}", 2), 10, "both in the room")
             for i, (sender, role) in enumerate([(ws_a, "A"), (ws_b, "B"), (ws_a, "A")]):
                 await sender.send_json(
                     {"hd": {"event": "chat.message", "role": role}, "bd": {"text": f"안녕 {i}"}}
@@ -246,6 +261,10 @@ async def test_sigkill_then_resume_on_the_other_instance(tmp_path: Path) -> None
             assert await resumed.nothing("ai-message", 0.3)
 
 
+def seen_ids(reader: RecordingClient) -> list[Any]:
+    return [data["id"] for name, data in reader.events if name in ("message-sent", "ai-message")]
+
+
 async def test_resume_during_a_burst_is_exact(tmp_path: Path) -> None:
     """Resuming while another tab is mid-burst: the replay and the live events together are
     every message after the cursor, each once, in stored order (SQLite, one instance)."""
@@ -276,15 +295,17 @@ async def test_resume_during_a_burst_is_exact(tmp_path: Path) -> None:
                 )
                 readers.append(reader)
             await sending
-            await asyncio.sleep(1.5)  # the last answers
-            stored = await live.app[CHAT_KEY].history(session_id, 50)
-            after_cursor = [m.id for m in stored][[m.id for m in stored].index(cursor) + 1 :]
+            after_cursor: list[Any] = []
+
+            async def answered() -> bool:  # the 12 messages and their 12 answers are stored
+                stored = [m.id for m in await live.app[CHAT_KEY].history(session_id, 50)]
+                after_cursor[:] = stored[stored.index(cursor) + 1 :]
+                return len(after_cursor) == 24
+
+            await until(answered, 30, "the last answers")
             for reader in readers:
-                seen = [
-                    data["id"]
-                    for name, data in reader.events
-                    if name in ("message-sent", "ai-message")
-                ]
+                await until(lambda r=reader: len(seen_ids(r)) >= 24, 10, "every event")
+                seen = seen_ids(reader)
                 # everything after the cursor, each exactly once (live events of one instance
                 # may leave in a slightly different order than they were stored)
                 assert len(seen) == len(set(seen))
@@ -294,4 +315,4 @@ async def test_resume_during_a_burst_is_exact(tmp_path: Path) -> None:
             await writer.sio.disconnect()
 
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(180)]

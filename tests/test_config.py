@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 
 import pytest
 
@@ -54,12 +55,15 @@ async def test_serves_an_existing_mysql_database_named_by_db_variables() -> None
     host_port = MYSQL_SERVER_URL.split("@")[-1]
     host, _, port = host_port.partition(":")
     s = settings(db_host=host, db_port=port or "3306", db_user="root", db_name=name)
+    # the database outlives the test (and may serve parallel runs): a row of this test's own
+    session_id = f"ci-smoke-{uuid.uuid4().hex[:12]}"
     async with serve(make_settings(s.database_url)):
-        await ChatSession.create(user_id="u", session_id="ci-smoke", last_activity=_now())
-        assert await ChatSession.filter(session_id="ci-smoke").exists()
+        await ChatSession.create(user_id="u", session_id=session_id, last_activity=_now())
+        assert await ChatSession.filter(session_id=session_id).exists()
     # start-up is idempotent: a second start on the same tables works and keeps the data
     async with serve(make_settings(s.database_url)):
-        assert await ChatSession.filter(session_id="ci-smoke").exists()
+        assert await ChatSession.filter(session_id=session_id).exists()
+        await ChatSession.filter(session_id=session_id).delete()
 
 
 def _now():  # type: ignore[no-untyped-def]

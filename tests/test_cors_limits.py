@@ -3,7 +3,6 @@ on every protocol: refused cleanly, and the server keeps serving the next client
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,7 +14,8 @@ import socketio
 from models import ChatMessage
 from server.errors import invalid_field
 from tests.conftest import LiveServer, make_settings, serve
-from tests.sio import RecordingClient, joined_chat_client
+from tests.support.sio import RecordingClient, joined_chat_client
+from tests.support.waiting import until
 
 ALLOWED = "https://a.example"
 ALSO_ALLOWED = "https://b.example"
@@ -112,11 +112,7 @@ def no_errors_logged(caplog: pytest.LogCaptureFixture) -> bool:
 
 async def disconnected(client: RecordingClient) -> None:
     """Wait until the server has dropped the client (it must, within 10 s)."""
-    for _ in range(1000):
-        if not client.sio.connected:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the client is still connected")
+    await until(lambda: not client.sio.connected, 10, "the server dropping the client")
 
 
 @pytest.mark.parametrize("transport", ["websocket", "polling"])

@@ -32,7 +32,7 @@ from server.errors import (
 )
 from server.keys import LLM_CLIENT
 from tests.conftest import LiveServer, make_settings, require, serve
-from tests.fakes.gemini_server import running_fake_gemini
+from tests.support.fakes.gemini_server import running_fake_gemini
 
 TS = 1704902400000
 END = ("ai_stream_complete", "ai_stream_error")

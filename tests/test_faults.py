@@ -21,9 +21,12 @@ import aiohttp
 import pytest
 
 from server.errors import AI_FAILED
-from tests.fakes.openai_server import FakeOpenAI, running_fake_openai
-from tests.processes import ServerProcess, server_process
-from tests.sio import RecordingClient
+from tests.support.fakes.openai_server import FakeOpenAI, running_fake_openai
+from tests.support.processes import ServerProcess, server_process
+from tests.support.sio import RecordingClient
+from tests.support.waiting import until
+
+pytestmark = pytest.mark.slow  # server processes and outages: seconds each
 
 AI_TIMEOUT = 2.0  # AI_TIMEOUT_SECONDS of the model-outage servers
 GENEROUS = 10.0  # slack on top of a deadline: a loaded CI machine, not a speed claim
@@ -332,11 +335,7 @@ async def test_sigterm_finishes_the_turns_in_flight_before_exit(tmp_path: Path) 
                 for client, _ in chats:
                     await client.next("message-sent")
                 # every turn has reached the model: SIGTERM now lands in the middle of them
-                for _ in range(200):
-                    if len(fake.requests) >= 6:
-                        break
-                    await asyncio.sleep(0.02)
-                assert len(fake.requests) >= 6
+                await until(lambda: len(fake.requests) >= 6, GENEROUS, "six turns at the model")
                 assert all(len(client.of("ai-message")) == 1 for client, _ in chats)  # greetings
                 assert {"type": "end"} not in await agent.until(lambda f: bool(f))
                 server.process.send_signal(signal.SIGTERM)

@@ -1,7 +1,7 @@
 """Property-based fuzzing of every event of every protocol (issue #5, part 5).
 
 One live server per protocol (SQLite, the offline `local` provider). Hypothesis draws the
-payloads (see `tests/fuzz/`): mostly malformed, some valid. For each the contract's answer
+payloads (see `tests/support/fuzz/`): mostly malformed, some valid. For each the contract's answer
 is checked exactly; every few hundred payloads, and at the end, a valid request must still
 be answered; and no unhandled exception may reach the logs or the event loop.
 
@@ -27,12 +27,15 @@ from server.calls.status import FINAL, CallStatus
 from server.errors import COUNSELING_INVALID_SESSION, GREETING, invalid_field
 from server.keys import SIO
 from tests.conftest import LiveServer, make_settings, serve
-from tests.fuzz import chat, frames, packets, rest, signaling, sockets
-from tests.fuzz.driver import Crashes, Fuzzer, watching_for_crashes
-from tests.fuzz.sio import FuzzClient
-from tests.sio import RecordingClient
-from tests.voice_client import Caller
-from tests.waiting import until
+from tests.support.fuzz import chat, frames, packets, rest, signaling, sockets
+from tests.support.fuzz.driver import Crashes, Fuzzer, watching_for_crashes
+from tests.support.fuzz.sio import FuzzClient
+from tests.support.sio import RecordingClient
+from tests.support.voice_client import Caller
+from tests.support.waiting import until
+
+# a campaign is CPU-bound: on a loaded 2-core machine it outlasts the default 120 s
+pytestmark = [pytest.mark.fuzz, pytest.mark.timeout(300)]
 
 TARGET = 10_000  # payloads over the whole module (the issue's floor)
 # payloads per campaign: their sum is the module's total

@@ -16,8 +16,8 @@ from server.ai.prompts import WELFARE_CHAT_SYSTEM_PROMPT
 from server.keys import CHAT
 from server.welfare import TOOL_DESCRIPTION, TOOL_NAME, TOOL_PARAMETERS
 from tests.conftest import LiveServer, make_settings, serve
-from tests.fakes.gemini_server import THOUGHT_SIGNATURE, FakeGemini, running_fake_gemini
-from tests.sio import joined_chat_client
+from tests.support.fakes.gemini_server import THOUGHT_SIGNATURE, FakeGemini, running_fake_gemini
+from tests.support.sio import joined_chat_client
 
 QUESTION = "노인 복지 서비스 알려줘"
 

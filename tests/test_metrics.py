@@ -10,9 +10,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import LiveServer, fake_openai_settings, serve
-from tests.fakes.openai_server import FakeOpenAI, running_fake_openai
-from tests.sio import joined_chat_client
-from tests.waiting import until
+from tests.support.fakes.openai_server import FakeOpenAI, running_fake_openai
+from tests.support.sio import joined_chat_client
+from tests.support.waiting import until
 
 Sample = tuple[str, tuple[tuple[str, str], ...]]
 

@@ -13,8 +13,8 @@ from server.ai.openai import OpenAILLM
 from server.ai.openai.llm import read_chunk, sse_data
 from server.keys import CHAT
 from tests.conftest import LiveServer, fake_openai_settings, serve
-from tests.fakes.openai_server import FakeOpenAI
-from tests.sio import joined_chat_client
+from tests.support.fakes.openai_server import FakeOpenAI
+from tests.support.sio import joined_chat_client
 
 
 @pytest.fixture

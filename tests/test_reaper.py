@@ -14,7 +14,7 @@ from server.chat import clock
 from server.chat.reaper import reap_once
 from server.keys import CHAT
 from tests.conftest import LiveServer, make_settings, serve
-from tests.sio import RecordingClient
+from tests.support.sio import RecordingClient
 
 ONE_SECOND_IN_MINUTES = 1 / 60
 

@@ -7,7 +7,7 @@ import re
 import aiohttp
 
 from tests.conftest import LiveServer
-from tests.sio import RecordingClient
+from tests.support.sio import RecordingClient
 
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 

@@ -8,9 +8,12 @@ import signal
 import sys
 from pathlib import Path
 
+import pytest
 import socketio
 
-from tests.processes import free_port, wait_for_port
+from tests.support.processes import free_port, wait_for_port
+
+pytestmark = pytest.mark.slow  # server processes and outages: seconds each
 
 ROOT = Path(__file__).resolve().parent.parent
 PING_TIMEOUT = 45  # python-engineio's ping interval + timeout: what a hung shutdown waits
@@ -36,7 +39,7 @@ async def test_sigterm_disconnects_clients_and_exits(tmp_path: Path) -> None:
     )
     clients: list[socketio.AsyncClient] = []
     try:
-        await wait_for_port(port, server, timeout=10)  # up once it accepts a connection
+        await wait_for_port(port, server, timeout=30)  # up once it accepts a connection
         gone: dict[str, asyncio.Event] = {}
         for transport in ("websocket", "polling"):
             client = socketio.AsyncClient(reconnection=False)

@@ -14,9 +14,9 @@ from server.calls.errors import CALL_FINISHED, CALL_NOT_FOUND
 from server.errors import invalid_field
 from server.voice.keys import VOICE_CALLS
 from tests.conftest import LiveServer, make_settings, serve
-from tests.sio import RecordingClient
-from tests.voice_client import Caller
-from tests.waiting import until
+from tests.support.sio import RecordingClient
+from tests.support.voice_client import Caller
+from tests.support.waiting import until
 
 BROWSER_CANDIDATE = {
     "candidate": "candidate:842163049 1 udp 1677729535 127.0.0.1 50000 typ host generation 0",

@@ -17,7 +17,7 @@ import pytest
 from server.keys import SIO
 from server.sio_tuning import OrjsonModule, PacketQueue
 from tests.conftest import LiveServer, make_settings, serve
-from tests.sio import RecordingClient, joined_chat_client
+from tests.support.sio import RecordingClient, joined_chat_client
 
 
 async def test_queue_hands_items_over_in_order_and_joins() -> None:
@@ -89,6 +89,7 @@ async def engineio_socket(live: LiveServer) -> AsyncIterator[aiohttp.ClientWebSo
         yield ws
 
 
+@pytest.mark.slow
 async def test_an_idle_websocket_is_pinged_and_stays_while_it_answers(
     quick_pings: LiveServer,
 ) -> None:
@@ -99,6 +100,7 @@ async def test_an_idle_websocket_is_pinged_and_stays_while_it_answers(
         assert len(quick_pings.app[SIO].eio.sockets) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("service_task", [True, False])
 async def test_a_websocket_that_stops_answering_pings_is_closed(
     quick_pings: LiveServer, service_task: bool

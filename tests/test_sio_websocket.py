@@ -20,7 +20,7 @@ from server import sio_websocket
 from server.keys import SIO
 from server.sio_websocket import EngineIOConnection
 from tests.conftest import LiveServer
-from tests.waiting import until
+from tests.support.waiting import until
 
 HANDSHAKE = (
     "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
@@ -167,7 +167,7 @@ async def test_a_client_that_drops_is_disconnected_everywhere(server: LiveServer
         assert (await ws.next_text()).startswith("40/chat,{")
         assert list(sio.manager.get_participants("/chat", None))
         ws.writer.transport.abort()  # no close frame, no Engine.IO CLOSE
-    await until(lambda: not sio.eio.sockets)
+    await until(lambda: not sio.eio.sockets, 10, "every engine.io socket gone")
     assert not list(sio.manager.get_participants("/chat", None))
 
 
@@ -284,6 +284,7 @@ async def test_a_client_that_does_not_read_is_cut_off() -> None:
     assert transport.aborted
 
 
+@pytest.mark.slow
 async def test_connections_that_end_leave_nothing_behind(server: LiveServer) -> None:
     from aiohttp.web_protocol import RequestHandler
 
@@ -303,7 +304,7 @@ async def test_connections_that_end_leave_nothing_behind(server: LiveServer) -> 
                 assert await ws.closed_by_server()
             else:
                 ws.writer.transport.abort()
-    await until(lambda: not sio.eio.sockets)
+    await until(lambda: not sio.eio.sockets, 10, "every engine.io socket gone")
     assert not list(sio.manager.get_participants("/chat", None))
     # python-engineio's service task holds the last socket it looked at until its next round
     sio.eio.service_task_event.set()
@@ -316,4 +317,9 @@ async def test_connections_that_end_leave_nothing_behind(server: LiveServer) -> 
 
     # the ping wheel holds a socket until its next slot (here a second away): then the
     # connections are gone
-    await until(lambda: not left_behind())
+    try:
+        await until(lambda: not left_behind(), 10, "the ended connections collected")
+    except AssertionError:  # say what stayed, and who holds it
+        stayed = left_behind()
+        holders = [type(r).__name__ for o in stayed for r in gc.get_referrers(o)]
+        raise AssertionError(f"left behind: {stayed!r:.500}; held by {holders!r:.500}") from None

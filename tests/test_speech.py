@@ -19,8 +19,8 @@ from server.ai.local.stt import PocketsphinxSTT
 from server.ai.local.tts import EspeakTTS
 from server.ai.speech import SpeechError, create_speech
 from tests.conftest import fake_openai_settings, make_settings, require
-from tests.fakes.openai_server import running_fake_openai, tone_mp3
-from tests.fakes.spoken import (
+from tests.support.fakes.openai_server import running_fake_openai, tone_mp3
+from tests.support.fakes.spoken import (
     WELFARE_KEYWORDS,
     espeak_available,
     silence_wav,
@@ -80,6 +80,7 @@ def _comm(pid: int) -> str:
         return ""
 
 
+@pytest.mark.slow
 async def test_a_cancelled_local_tts_leaves_no_process_or_pipe_behind() -> None:
     require(espeak_available(), "espeak-ng is not installed")
     require(sys.platform == "linux", "needs Linux /proc")
@@ -102,6 +103,7 @@ async def test_local_tts_errors_are_clear(monkeypatch: pytest.MonkeyPatch, tmp_p
         await EspeakTTS().synthesize("안녕하세요")
 
 
+@pytest.mark.slow
 async def test_local_stt_hears_english_in_any_container() -> None:
     require(espeak_available(), "espeak-ng is not installed")
     stt = PocketsphinxSTT()
@@ -117,6 +119,7 @@ async def test_local_stt_hears_english_in_any_container() -> None:
         await stt.aclose()
 
 
+@pytest.mark.slow
 async def test_local_stt_on_silence_garbage_and_a_dead_worker() -> None:
     stt = PocketsphinxSTT()
     try:

@@ -14,14 +14,14 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from bench.voice_report import parse_metrics
 from server.calls.keys import CALLS
 from server.voice.keys import VOICE_CALLS
-from tests.bench.voice_report import parse_metrics
 from tests.conftest import LiveServer, fake_openai_settings, require, serve
-from tests.fakes.openai_server import FakeOpenAI
-from tests.sio import RecordingClient
-from tests.voice_client import Caller, espeak_available, spoken_wav
-from tests.waiting import until
+from tests.support.fakes.openai_server import FakeOpenAI
+from tests.support.sio import RecordingClient
+from tests.support.voice_client import Caller, espeak_available, spoken_wav
+from tests.support.waiting import until
 
 STAGES = ("end_of_utterance", "first_audio", "overhead")
 
@@ -102,10 +102,11 @@ async def test_one_turn_shows_active_calls_and_voice_stages(
         await signaling.close()
 
 
+@pytest.mark.bench
 async def test_bench_smoke_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`make bench-voice` at N=1, one turn, fake providers: every figure is there."""
     require(espeak_available(), "espeak-ng is not installed")
-    from tests.bench.voice import main
+    from bench.voice import main
 
     detail = tmp_path / "turns.jsonl"
     log = tmp_path / "server.log"

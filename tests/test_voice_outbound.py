@@ -14,8 +14,8 @@ from av.packet import Packet
 from server.voice import opus
 from server.voice.clips import units
 from server.voice.outbound import FRAME_BYTES, SAMPLE_RATE, SpeakerTrack
-from tests.fakes.openai_server import tone_mp3
-from tests.fakes.spoken import pcm_wav
+from tests.support.fakes.openai_server import tone_mp3
+from tests.support.fakes.spoken import pcm_wav
 
 TONE = (np.sin(2 * np.pi * 440 * np.arange(SAMPLE_RATE) / SAMPLE_RATE) * 8000).astype("<i2")
 

@@ -26,10 +26,10 @@ from server.voice.outbound import SAMPLE_RATE, SpeakerTrack
 from server.voice.peer import LOOPBACK, AIPeer, host_addresses
 from server.voice.turns import TurnDetector
 from tests.conftest import LiveServer, fake_openai_settings, make_settings, require, serve
-from tests.fakes.openai_server import FakeOpenAI, tone_mp3
-from tests.sio import RecordingClient
-from tests.voice_client import KEYWORDS, Caller, espeak_available, spoken_wav
-from tests.waiting import until
+from tests.support.fakes.openai_server import FakeOpenAI, tone_mp3
+from tests.support.sio import RecordingClient
+from tests.support.voice_client import KEYWORDS, Caller, espeak_available, spoken_wav
+from tests.support.waiting import until
 
 SPEECH_FRAME = b"\x01\x00" * 320  # 20 ms at 16 kHz (the detector only sees the VAD flag)
 
@@ -134,6 +134,7 @@ def wav_seconds(data: bytes) -> float:
         return wav.getnframes() / wav.getframerate()
 
 
+@pytest.mark.slow
 async def test_offline_call_greets_hears_and_answers_by_voice(voice_server: LiveServer) -> None:
     call = await place_call(voice_server)
     signaling, caller = await connect_caller(voice_server, call)

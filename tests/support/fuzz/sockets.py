@@ -29,8 +29,8 @@ from server.errors import (
     invalid_field,
     message_too_long,
 )
-from tests.fuzz import junk
-from tests.fuzz.shapes import Spec, not_strings, objects, strings
+from tests.support.fuzz import junk
+from tests.support.fuzz.shapes import Spec, not_strings, objects, strings
 
 MAX_MESSAGE = 2000
 FRAME_TIMEOUT_SECONDS = 30.0

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.bench.harness import percentile
+from bench.harness import percentile
 
 # what `server.voice.latency` logs per turn, in the order the summary shows them
 STAGES = (

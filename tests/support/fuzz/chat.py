@@ -22,9 +22,17 @@ from server.errors import (
     invalid_field,
     message_too_long,
 )
-from tests.fuzz import junk
-from tests.fuzz.shapes import Case, Spec, not_booleans, not_ints, not_strings, objects, strings
-from tests.fuzz.sio import FuzzClient
+from tests.support.fuzz import junk
+from tests.support.fuzz.shapes import (
+    Case,
+    Spec,
+    not_booleans,
+    not_ints,
+    not_strings,
+    objects,
+    strings,
+)
+from tests.support.fuzz.sio import FuzzClient
 
 USER = "fuzz-user"
 MAX_MESSAGE = 2000

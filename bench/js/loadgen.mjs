@@ -1,4 +1,4 @@
-// One load-generator process of `make bench` (driven by tests/bench/chat.py).
+// One load-generator process of `make bench` (driven by bench/chat.py).
 //
 //   node loadgen.mjs '{"url": "http://127.0.0.1:3000", "clients": 200, "turns": 10, ...}'
 //

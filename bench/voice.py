@@ -1,12 +1,12 @@
 """`make bench-voice`: N concurrent voice calls against the real server process.
 
-    .venv/bin/python -m tests.bench.voice                       # fake providers, N = 1..40
-    .venv/bin/python -m tests.bench.voice --providers local     # pocketsphinx + espeak-ng
-    .venv/bin/python -m tests.bench.voice --calls 1 --turns 1   # the smoke run
-    .venv/bin/python -m tests.bench.voice --calls 20 --profile .bench/voice.svg
+    .venv/bin/python -m bench.voice                       # fake providers, N = 1..40
+    .venv/bin/python -m bench.voice --providers local     # pocketsphinx + espeak-ng
+    .venv/bin/python -m bench.voice --calls 1 --turns 1   # the smoke run
+    .venv/bin/python -m bench.voice --calls 20 --profile .bench/voice.svg
 
 One `python -m server` process (SQLite, RTC_ICE_LOOPBACK=1) serves the whole sweep. With
-`--providers fake` it talks to `tests/bench/voice_fake.py` (its own process) for STT, the
+`--providers fake` it talks to `bench/voice_fake.py` (its own process) for STT, the
 model and TTS, each with a fixed delay, so provider time is known and what is left is the
 server's own; with `--providers local` it uses the offline pair (pocketsphinx, espeak-ng)
 and the local model. Callers (`voice_caller.py`, aiortc peers in this process) place their
@@ -58,15 +58,15 @@ from typing import Any
 
 import aiohttp
 
-from tests.bench.voice_caller import (
+from bench.voice_caller import (
     BenchCaller,
     Punctuality,
     Utterance,
     encode_utterance,
     silence_packet,
 )
-from tests.bench.voice_fake import BenchDelays
-from tests.bench.voice_report import (
+from bench.voice_fake import BenchDelays
+from bench.voice_report import (
     ServerLog,
     TurnResult,
     late_frames,
@@ -75,9 +75,9 @@ from tests.bench.voice_report import (
     percentile,
     summarize,
 )
-from tests.processes import free_port, stop, wait_for_port
+from tests.support.processes import free_port, stop, wait_for_port
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 PYTHON = Path(sys.executable)
 OUT_DIR = REPO / ".bench"
 START_TIMEOUT_S = 60.0
@@ -204,7 +204,7 @@ async def fake_process(delays: BenchDelays) -> AsyncIterator[tuple[str, int]]:
     Yields its base URL and pid."""
     args = [f"--{k.replace('_', '-')}={v}" for k, v in delays.as_dict().items()]
     proc = await asyncio.create_subprocess_exec(
-        str(PYTHON), "-m", "tests.bench.voice_fake", *args,
+        str(PYTHON), "-m", "bench.voice_fake", *args,
         cwd=REPO, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:

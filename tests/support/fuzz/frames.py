@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from websockets.frames import Opcode
 from websockets.protocol import Protocol, Side, State
 
-from tests.fuzz import junk
+from tests.support.fuzz import junk
 
 HANDSHAKE = (
     b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"

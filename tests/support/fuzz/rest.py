@@ -21,8 +21,8 @@ from yarl import URL
 
 from server.calls.errors import CALL_NOT_FOUND
 from server.errors import SESSION_NOT_FOUND, invalid_field
-from tests.fuzz import junk
-from tests.fuzz.shapes import strings
+from tests.support.fuzz import junk
+from tests.support.fuzz.shapes import strings
 
 ORIGIN = "http://fuzz.example"
 # aiohttp refuses a request line past 8190 bytes itself (400, and an ERROR line in its log on

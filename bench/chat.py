@@ -1,13 +1,13 @@
 """`make bench`: the `/chat` server under load, side by side with the NestJS-style reference.
 
-    .venv/bin/python -m tests.bench.chat            # every scenario, MySQL and SQLite, + ref
-    .venv/bin/python -m tests.bench.chat --quick    # tiny scenarios (the smoke test's)
-    .venv/bin/python -m tests.bench.chat --db sqlite --no-ref --scenario 200x10
+    .venv/bin/python -m bench.chat            # every scenario, MySQL and SQLite, + ref
+    .venv/bin/python -m bench.chat --quick    # tiny scenarios (the smoke test's)
+    .venv/bin/python -m bench.chat --db sqlite --no-ref --scenario 200x10
 
 For each database and scenario a fresh server process (ours: `python -m server`; the
 reference: `../shared/bench/ref_server.mjs`, MySQL only) on a fresh database, pointed at one
 `fake_openai.mjs` with a fixed delay, is driven by Node processes running the real npm
-`socket.io-client` over websocket (`tests/bench/js/loadgen.mjs`). One JSON line per scenario
+`socket.io-client` over websocket (`bench/js/loadgen.mjs`). One JSON line per scenario
 and server goes to stdout, then one `ours/ref` ratio line per scenario. Progress goes to
 stderr. Loopback only; every step is bounded in time; everything started here is stopped.
 
@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.bench.harness import (
+from bench.harness import (
     MYSQL_URL,
     PYTHON,
     REF_DIR,
@@ -53,7 +53,7 @@ from tests.bench.harness import (
     running,
 )
 
-LOADGEN = REPO / "tests" / "bench" / "js" / "loadgen.mjs"
+LOADGEN = REPO / "bench" / "js" / "loadgen.mjs"
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from tests.fuzz import junk
+from tests.support.fuzz import junk
 
 _MISSING = object()
 _NOTHING: st.SearchStrategy[Any] = st.nothing()

@@ -1,16 +1,16 @@
 """Voice latency of one call with the offline providers: `make bench-voice` at N=1.
 
-Kept for the command older notes give; the voice bench (`tests/bench/voice.py`) measures
+Kept for the command older notes give; the voice bench (`bench/voice.py`) measures
 the same turn (end of speech -> first AI audio frame, with its breakdown) and more.
 
-    .venv/bin/python -m tests.bench_voice_latency [turns]
+    .venv/bin/python -m bench.voice_latency [turns]
 """
 
 from __future__ import annotations
 
 import sys
 
-from tests.bench import voice
+from bench import voice
 
 
 def main() -> int:

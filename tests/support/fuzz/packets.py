@@ -14,8 +14,8 @@ import socketio
 from hypothesis import strategies as st
 
 from server.errors import invalid_field
-from tests.fuzz import junk
-from tests.fuzz.sio import FuzzClient
+from tests.support.fuzz import junk
+from tests.support.fuzz.sio import FuzzClient
 
 
 @dataclass(frozen=True)

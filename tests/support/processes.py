@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # A log record's first line: `2024-01-01 10:00:00,000 WARNING name: message`. Tracebacks a
 # record carries (a failure handled and reported, e.g. a model timeout) follow it.
 LOG_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (?P<level>[A-Z]+) ")

@@ -1,4 +1,4 @@
-"""What a `make bench` run needs around the load (`tests/bench/chat.py`): the servers under
+"""What a `make bench` run needs around the load (`bench/chat.py`): the servers under
 test as processes, the fake model, fresh databases, and the process figures (/proc)."""
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-from tests.processes import free_port, stop, wait_for_port
+from tests.support.processes import free_port, stop, wait_for_port
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 SHARED_BENCH = Path(os.environ.get("BENCH_SHARED_DIR", REPO.parent / "shared" / "bench"))
 REF_DIR = REPO / ".bench" / "ref"  # `npm install socket.io mysql2 openai` (make bench)
 MYSQL_URL = os.environ.get("BENCH_MYSQL_URL", "mysql://root:@127.0.0.1:3306")

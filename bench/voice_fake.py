@@ -1,4 +1,4 @@
-"""The fake OpenAI server of `tests/fakes/` with fixed provider delays, for the voice bench.
+"""The fake OpenAI server of `tests/support/fakes/` with fixed provider delays, for the voice bench.
 
 Provider time is then known, so what is left of a turn is the server's own overhead:
 
@@ -8,7 +8,7 @@ Provider time is then known, so what is left of a turn is the server's own overh
                     speech starting on the first sentence, long before the reply is complete
     speech          the first audio byte after `tts_ms`, the rest of the clip right after
 
-    .venv/bin/python -m tests.bench.voice_fake [--port N]   # prints its base URL, serves
+    .venv/bin/python -m bench.voice_fake [--port N]   # prints its base URL, serves
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.openai_server import FakeOpenAI, tone_mp3
+from tests.support.fakes.openai_server import FakeOpenAI, tone_mp3
 
 # four sentences: the phone counselor's kind of answer
 REPLY = (

@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 
 from server.calls.errors import CALL_FINISHED, CALL_NOT_FOUND
 from server.errors import invalid_field
-from tests.fuzz import junk
-from tests.fuzz.chat import Event
-from tests.fuzz.shapes import Case, Spec, not_ints, not_strings, objects, strings
-from tests.fuzz.sio import FuzzClient
+from tests.support.fuzz import junk
+from tests.support.fuzz.chat import Event
+from tests.support.fuzz.shapes import Case, Spec, not_ints, not_strings, objects, strings
+from tests.support.fuzz.sio import FuzzClient
 
 PEER = "p"
 EVENTS = ("join-session", "offer", "answer", "ice-candidate", "leave-session")
