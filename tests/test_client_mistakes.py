@@ -16,9 +16,9 @@ import pytest
 from server.errors import invalid_field
 from server.keys import SIO
 from tests.conftest import LiveServer, make_settings, serve
-from tests.processes import server_process
+from tests.support.processes import server_process
+from tests.support.waiting import until
 from tests.test_faults import FrameClient
-from tests.waiting import until
 
 TIMEOUT = 10.0  # an answer expected at once; this is slack on a loaded machine
 

@@ -18,13 +18,14 @@ from contextlib import asynccontextmanager, closing
 from pathlib import Path
 
 import orjson
+import pytest
 
 from tests.conftest import LiveServer
-from tests.fakes.openai_server import FakeOpenAI, running_fake_openai
-from tests.own_redis import own_redis
-from tests.processes import ServerProcess, server_process
-from tests.sio import RecordingClient
-from tests.waiting import until
+from tests.support.fakes.openai_server import FakeOpenAI, running_fake_openai
+from tests.support.own_redis import own_redis
+from tests.support.processes import ServerProcess, server_process
+from tests.support.sio import RecordingClient
+from tests.support.waiting import until
 
 LEASE = 1.0  # TURN_LEASE_SECONDS of both instances
 GENEROUS = 15.0  # slack on a loaded machine, not a speed claim
@@ -145,3 +146,6 @@ async def test_a_retried_send_is_stored_and_answered_once(server: LiveServer) ->
         ]
     finally:
         await client.close()
+
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]  # issue 17 fault tests: seconds each

@@ -11,8 +11,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiohttp
+import pytest
 
-from tests.processes import server_process
+from tests.support.processes import server_process
 from tests.test_client_mistakes import BAD_REQUESTS, EIO, raw_http
 
 ROUNDS = 20
@@ -80,3 +81,6 @@ async def test_a_flood_of_malformed_input_leaves_no_traceback_in_the_log(tmp_pat
         assert "Traceback" not in log, log[log.find("Traceback") - 300 :][:3000]
         assert server.crashes() == []
         assert urlsplit(server.url).port  # the same server served it all
+
+
+pytestmark = pytest.mark.slow  # issue 17 fault tests: seconds each

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from server.errors import RATE_LIMITED
 from tests.conftest import make_settings, serve
-from tests.sio import RecordingClient
+from tests.support.sio import RecordingClient
 
 LIMIT = 3
 

@@ -12,11 +12,13 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
+
 from server.fanout import RedisChannels
 from tests.conftest import fresh_database, make_settings, serve
-from tests.own_redis import own_redis
+from tests.support.own_redis import own_redis
+from tests.support.waiting import until
 from tests.test_faults import FrameClient
-from tests.waiting import until
 
 GENEROUS = 15.0
 
@@ -84,3 +86,6 @@ async def test_a_burst_of_publications_is_delivered_whole(tmp_path: Path) -> Non
             assert sorted(received) == sorted(f"m{i}".encode() for i in range(3000))
         finally:
             await bus.aclose()
+
+
+pytestmark = pytest.mark.slow  # issue 17 fault tests: seconds each

@@ -14,13 +14,14 @@ from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
 import aiohttp
+import pytest
 
 from namespaces.agent_ws import AGENT_CHAT
 from namespaces.room_ws import ROOMS
 from tests.conftest import LiveServer, make_settings, serve
+from tests.support.waiting import until
 from tests.test_agent_ws import SECRET, token
 from tests.test_faults import FrameClient
-from tests.waiting import until
 
 UNSENT_LIMIT = 256 * 1024
 BIG_TEXT = "가" * 20_000  # 60 KB of UTF-8 per frame
@@ -102,3 +103,6 @@ async def test_an_agent_client_that_never_reads_does_not_hold_up_a_broadcast(
                 await until(lambda: service.registry.clients() == ["fast"], what="the cut-off")
             finally:
                 await reader.close()
+
+
+pytestmark = pytest.mark.slow  # issue 17 fault tests: seconds each

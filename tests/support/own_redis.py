@@ -12,7 +12,7 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from tests.conftest import require
-from tests.processes import free_port
+from tests.support.processes import free_port
 
 
 class OwnRedis:
