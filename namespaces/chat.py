@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import Any
 
 from pydantic import Field
-from socketio.async_pubsub_manager import AsyncPubSubManager
 
 from namespaces.base import ContractNamespace, Payload, parse
 from server.auth import socket_grant, with_token_user
@@ -90,7 +89,7 @@ class ChatNamespace(ContractNamespace):
         await self.save_session(sid, {"sessions": set(), "user": grant.user})
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
-        self.server.manager.holds.forget(self.namespace, sid)
+        self.server.manager.forget_held_events(self.namespace, sid)
         state = await self.get_session(sid)
         for session_id in state.get("sessions", ()):
             self._forget(session_id, sid)
@@ -104,10 +103,7 @@ class ChatNamespace(ContractNamespace):
         # meanwhile can fall in between; the room's live events wait meanwhile, and those the
         # replay already sent are dropped.
         session_id = joined.session.session_id
-        manager = self.server.manager
-        manager.holds.hold(self.namespace, sid)
-        replayed: set[str] = set()
-        try:
+        async with self.server.manager.events_held(self.namespace, sid) as replayed:
             reply = await self._enter(sid, req, joined)
             for m in await self.chat.missed(session_id, req.lastMessageId):
                 await self.emit(_LIVE_EVENT_OF_SENDER[m.sender], live_message(m), to=sid)
@@ -116,8 +112,6 @@ class ChatNamespace(ContractNamespace):
             for question in await self.chat.orphaned_in(session_id):
                 self.spawn(self._answer(None, question))
             return reply
-        finally:
-            await manager.holds.release(manager, self.namespace, sid, replayed)
 
     async def _enter(self, sid: str, req: JoinChat, joined: JoinResult) -> dict[str, Any]:
         session_id = joined.session.session_id
@@ -182,12 +176,7 @@ class ChatNamespace(ContractNamespace):
         turn.done()
 
     def _may_have_members(self, room_name: str) -> bool:
-        """False only when no socket anywhere is in the room: this process alone serves
-        its rooms, and none of its sockets is in this one."""
-        manager = self.server.manager
-        if isinstance(manager, AsyncPubSubManager):
-            return True  # other instances may have members
-        return bool(manager.rooms.get(self.namespace, {}).get(room_name))
+        return bool(self.server.manager.may_have_members(self.namespace, room_name))
 
     async def on_leave_chat(self, sid: str, data: Any) -> dict[str, Any]:
         req = parse(LeaveChat, data)

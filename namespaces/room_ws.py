@@ -19,7 +19,6 @@ from server.auth import Grant, Refused, request_grant
 from server.chat import clock
 from server.chat.ratelimit import make_limiter
 from server.errors import TEMPORARY_FAILURE, ChatError, invalid_field
-from server.fanout import RedisChannels
 from server.keys import LLM_CLIENT, REDIS, SETTINGS, TOOLBOX
 from server.metrics import CONNECTIONS
 from server.outbox import Outbox
@@ -29,6 +28,7 @@ from server.rest.openapi import ApiRegistry, Operation, auth_responses
 from server.rooms import LogUnavailable, RoomService, error_frame, open_room_log, parse_frame
 from server.rooms.registry import ClusterRoomRegistry, RoomRegistry
 from server.rooms.service import ROOM_PROTOCOL
+from server.transport.redis_channels import RedisChannels
 
 log = logging.getLogger(__name__)
 

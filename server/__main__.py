@@ -10,12 +10,16 @@ from aiohttp import web
 from server.app import create_app
 from server.config import Settings
 from server.logs import configure_logging
+from server.transport import TransportHookMissing, UntestedVersion
 
 
 def main() -> None:
     settings = Settings()
     configure_logging(settings.log_level)
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except (UntestedVersion, TransportHookMissing) as exc:  # server/transport/README.md
+        raise SystemExit(f"mobok: not starting: {exc}") from None
     app.on_startup.append(_freeze_startup_objects)  # last: after the other startup work
     web.run_app(
         app,

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiohttp_cors
-import socketio
 from aiohttp import web
 from redis.asyncio import Redis
 
@@ -31,15 +30,13 @@ from server.chat.sessions import ChatSessionService
 from server.chat.tools import Toolbox, welfare_tool
 from server.config import ROOT, Settings
 from server.errors import TEMPORARY_FAILURE
-from server.fanout import LocalManager, RoomChannelRedisManager
 from server.keys import CATALOG, CHAT, LLM_CLIENT, REDIS, SETTINGS, SIO, TOOLBOX
 from server.logs import quiet_client_http_mistakes
 from server.metrics import add_metrics_route
 from server.origin import websocket_origins
 from server.rest.chat import add_chat_routes
 from server.rest.openapi import ApiRegistry, add_docs_routes
-from server.sio_packets import ContractSocketServer
-from server.sio_tuning import OrjsonModule, PingWheel, use_lean_websockets, use_small_queues
+from server.transport import Transport, create_transport
 from server.welfare import WelfareCatalog
 
 log = logging.getLogger(__name__)
@@ -47,7 +44,7 @@ log = logging.getLogger(__name__)
 PUBLIC_DIR = ROOT / "public"
 
 CHAT_NAMESPACE = web.AppKey("chat_namespace", ChatNamespace)
-PINGS = web.AppKey("engineio_pings", PingWheel)
+TRANSPORT = web.AppKey("transport", Transport)
 
 
 def create_app(settings: Settings | None = None) -> web.Application:
@@ -58,18 +55,8 @@ def create_app(settings: Settings | None = None) -> web.Application:
     )
     app[SETTINGS] = settings
 
-    sio = ContractSocketServer(
-        async_mode="aiohttp",
-        client_manager=_client_manager(settings),
-        cors_allowed_origins=settings.cors_origins,
-        transports=settings.transports,
-        max_http_buffer_size=settings.max_payload_bytes,
-        logger=False,
-        engineio_logger=False,
-        json=OrjsonModule,
-    )
-    app[PINGS] = use_lean_websockets(sio.eio)
-    use_small_queues(sio.eio)
+    app[TRANSPORT] = transport = create_transport(settings)  # server/transport/README.md
+    sio = transport.sio
     sio.attach(app)
     app[SIO] = sio
     chat_namespace = ChatNamespace(lambda: app[CHAT])
@@ -94,13 +81,6 @@ def create_app(settings: Settings | None = None) -> web.Application:
     _allow_cors(app, settings)
     _add_pages(app, PUBLIC_DIR)
     return app
-
-
-def _client_manager(settings: Settings) -> socketio.AsyncManager:
-    """Many instances share rooms and emits through Redis; else this process only."""
-    if not settings.redis_url:
-        return LocalManager()
-    return RoomChannelRedisManager(settings.redis_url)
 
 
 async def _redis(app: web.Application) -> AsyncIterator[None]:
@@ -174,24 +154,7 @@ async def _graceful_shutdown(app: web.Application) -> None:
     also ends pending long-polls at once)."""
     log.info("shutting down: finishing the turns in flight")
     await app[CHAT_NAMESPACE].drain(timeout=app[SETTINGS].ai_timeout_seconds)
-    sio = app[SIO]
-    log.info("shutting down: disconnecting clients", extra={"clients": len(sio.eio.sockets)})
-    # `sio.shutdown()` only stops background tasks, and aiohttp would wait for every open
-    # websocket until its ping timeout (45 s). A Socket.IO disconnect per namespace tells
-    # each client why; python-engineio's close then only queues a CLOSE packet, so a `None`
-    # is queued after it: its writer takes that as "closed" (as its own reader does at the
-    # end of a connection), closes the websocket and ends a pending long-poll at once.
-    for namespace in list(sio.manager.get_namespaces()):
-        for sid, _ in list(sio.manager.get_participants(namespace, None)):
-            await sio.disconnect(sid, namespace=namespace)
-    for socket in list(sio.eio.sockets.values()):
-        # not `eio.disconnect()`: it waits for each queue to drain, forever for a polling
-        # client that is already gone
-        await socket.close(wait=False)
-        socket.queue.put_nowait(None)
-    await sio.shutdown()
-    await app[PINGS].aclose()
-    await sio.manager.aclose()
+    await app[TRANSPORT].aclose()
 
 
 @web.middleware

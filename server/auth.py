@@ -23,7 +23,7 @@ from aiohttp import web
 
 from server.errors import SESSION_FORBIDDEN, TEMPORARY_FAILURE, ChatError
 from server.keys import SETTINGS
-from server.sio_websocket import APP_ENVIRON_KEY
+from server.transport.websocket import APP_ENVIRON_KEY
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ def socket_grant(environ: Mapping[str, Any], auth: Any) -> Grant:
     `auth.token` (else a bearer header). Refused with `ConnectionRefusedError(message)`,
     which the client sees as a `connect_error` with that message."""
     # python-engineio's aiohttp driver puts the request there; a websocket connection, once
-    # it has left aiohttp, the app (`server.sio_websocket`)
+    # it has left aiohttp, the app (`server.transport.websocket`)
     request = environ.get("aiohttp.request")
     app = request.app if isinstance(request, web.Request) else environ.get(APP_ENVIRON_KEY)
     if not isinstance(app, web.Application):  # never with async_mode="aiohttp": fail closed

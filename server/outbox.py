@@ -7,7 +7,7 @@ instance serves) would wait too. Here `put` never waits: the frame joins this cl
 and its writer sends it when the client takes it. Past `limit` bytes not yet taken (queued
 and in the transport's buffer), the client is cut off at once (the transport aborted: a
 polite close frame would itself wait behind the unsent data), as the Socket.IO websockets
-are at 16 MiB (`server.sio_websocket.MAX_UNSENT_BYTES`).
+are at 16 MiB (`server.transport.websocket.MAX_UNSENT_BYTES`).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from server.fanout import RedisChannels
+from server.transport.redis_channels import RedisChannels
 from tests.conftest import fresh_database, make_settings, serve
 from tests.support.own_redis import own_redis
 from tests.support.waiting import until

@@ -1,6 +1,6 @@
-"""The Socket.IO tuning of `server/sio_tuning.py`: the small packet queue behaves as the
+"""The Socket.IO tuning of `server/transport/tuning.py`: the small packet queue behaves as the
 `asyncio.Queue` python-engineio expects, the orjson module round-trips what the standard
-one does, and the websockets (`server/sio_websocket.py`, with the ping wheel) ping, close,
+one does, and the websockets (`server/transport/websocket.py`, with the ping wheel) ping, close,
 upgrade and refuse as python-engineio's own did."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from server.keys import SIO
-from server.sio_tuning import OrjsonModule, PacketQueue
+from server.transport.tuning import OrjsonModule, PacketQueue
 from tests.conftest import LiveServer, make_settings, serve
 from tests.support.sio import RecordingClient, joined_chat_client
 

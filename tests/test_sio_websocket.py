@@ -1,5 +1,5 @@
 """Engine.IO websockets served outside aiohttp once the handshake is done
-(`server/sio_websocket.py`): frames a browser or a hostile client may send, and the ends of a
+(`server/transport/websocket.py`): frames a browser or a hostile client may send, and the ends of a
 connection. A bare TCP client with `websockets`' sans-I/O client protocol chooses exactly what
 is sent and when."""
 
@@ -16,9 +16,9 @@ import pytest
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import Protocol, Side, State
 
-from server import sio_websocket
 from server.keys import SIO
-from server.sio_websocket import EngineIOConnection
+from server.transport import websocket as sio_websocket
+from server.transport.websocket import EngineIOConnection
 from tests.conftest import LiveServer
 from tests.support.waiting import until
 

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 import orjson
 from redis.exceptions import RedisError
 
-from server.fanout import RedisChannels
+from server.transport.redis_channels import RedisChannels
 
 log = logging.getLogger(__name__)
 

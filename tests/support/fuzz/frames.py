@@ -1,4 +1,4 @@
-"""Raw websocket frames on a Socket.IO connection (`server/sio_websocket.py`), as a hostile
+"""Raw websocket frames on a Socket.IO connection (`server/transport/websocket.py`), as a hostile
 client would write them after the handshake: any opcode, reserved bits, unmasked frames,
 lengths that lie, control frames too long or fragmented, invalid UTF-8, bytes that are no
 frame at all, between valid Engine.IO packets.

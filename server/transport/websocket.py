@@ -10,7 +10,7 @@ aiohttp finishes the request as if the client had gone. An idle connection is th
 transport, its `EngineIOConnection`, its `websockets` frame parser and python-engineio's and
 python-socketio's own state. The frames are `websockets`' (RFC 6455: masking, fragments,
 control frames, the closing handshake, UTF-8, the size limit); permessage-deflate is not
-offered (see `server/sio_tuning.py`).
+offered (see `server/transport/tuning.py`).
 
 Reading: each frame arrives in `data_received`; complete messages are handed to the socket in
 order by a task that lives only while there are messages to hand over. Writing: once the
@@ -97,7 +97,7 @@ def _detach(
     it (its `connection_lost` without a transport closes nothing). Returns the bytes the
     client sent after its request that aiohttp has not parsed."""
     handler = request.protocol
-    tail: bytes = getattr(handler, "_message_tail", b"")
+    tail: bytes = handler._message_tail  # see hooks.py: no quiet default
     transport.set_protocol(connection)
     if not transport.is_reading():  # aiohttp pauses a connection whose tail fills its buffer
         transport.resume_reading()

@@ -5,7 +5,7 @@
   surrogates, non-string keys, integers past 64 bits, NaN, deep nesting) goes through the
   standard module, as before: what is accepted does not change, and what is sent is the
   same JSON (Korean as UTF-8 rather than `\\uXXXX` escapes: half the bytes).
-- `use_lean_websockets`: websockets served by `server.sio_websocket` outside aiohttp once
+- `use_lean_websockets`: websockets served by `server.transport.websocket` outside aiohttp once
   the handshake is done, and pings by a `PingWheel`. Without permessage-deflate:
   python-engineio's aiohttp websocket accepted it whenever a client offered it (the npm
   client does), and then deflated every frame, each connection holding its own zlib state
@@ -30,11 +30,12 @@ from engineio import json as engineio_json
 from engineio import packet as eio_packet
 from engineio.async_socket import AsyncSocket
 
-from server.sio_websocket import DetachedWebSocket
+from server.transport.websocket import DetachedWebSocket
 
 log = logging.getLogger(__name__)
 
 _LONG_NUMBER = re.compile(r"\d{16}")  # may not fit in 64 bits
+_SEND_PING = AsyncSocket._send_ping  # hooks.py: an AttributeError at import if it is renamed
 
 
 class OrjsonModule:
@@ -75,6 +76,7 @@ class PingWheel:
         self.eio = eio  # its ping_interval and ping_timeout, read when they are used
         self._slots: dict[int, list[tuple[AsyncSocket, bool]]] = {}  # (socket, is a deadline)
         self._ticker: asyncio.Task[None] | None = None
+        self.sent = 0  # pings sent so far (the transport contract test reads it)
 
     def add(
         self, socket: AsyncSocket, *, after: float | None = None, deadline: bool = False
@@ -97,6 +99,7 @@ class PingWheel:
                     elif not socket.closing and not socket.closed:
                         socket.last_ping = time.time()  # what `check_ping_timeout` reads
                         socket.queue.put_nowait(eio_packet.Packet(eio_packet.PING))
+                        self.sent += 1
                         self.add(socket, after=self.eio.ping_timeout + 1, deadline=True)
 
     @staticmethod
@@ -126,7 +129,7 @@ def use_lean_websockets(eio: Any) -> PingWheel:
     start_background_task = eio.start_background_task
 
     def start(target: Any, *args: Any, **kwargs: Any) -> Any:
-        if getattr(target, "__func__", None) is AsyncSocket._send_ping:
+        if getattr(target, "__func__", None) is _SEND_PING:  # a bound `socket._send_ping`
             return wheel.add(target.__self__)
         return start_background_task(target, *args, **kwargs)
 
@@ -147,9 +150,6 @@ class PacketQueue:
         self._getters: list[asyncio.Future[None]] | None = None  # made when someone waits
         self._joiner: asyncio.Future[None] | None = None
         self._unfinished = 0
-
-    def qsize(self) -> int:
-        return len(self._items)
 
     def empty(self) -> bool:
         return not self._items
