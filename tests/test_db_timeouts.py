@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from server.db_clients import StatementTimeout, bounded_connection, get_client_class
 from server.errors import TEMPORARY_FAILURE
 from tests.conftest import LiveServer, fresh_database, make_settings, serve
 from tests.support.sio import RecordingClient
@@ -78,3 +79,32 @@ async def test_a_silent_database_fails_a_turn_in_time_and_the_pool_recovers(
 
 
 pytestmark = pytest.mark.slow  # issue 17 fault tests: seconds each
+
+
+async def test_each_client_bounds_a_statement_on_a_silent_link(tmp_path: Path) -> None:
+    """The bounded client of each network backend, straight on a silent link: MariaDB
+    (aiomysql) and PostgreSQL (asyncpg)."""
+    for backend, host, port, credentials in (
+        ("mysql", "127.0.0.1", 3306, {"user": "root", "password": "", "database": "mysql"}),
+        ("asyncpg", "127.0.0.1", 5432, {"user": "postgres", "database": "postgres"}),
+    ):
+        async with TcpProxy(host, port) as proxy:
+            config = bounded_connection(
+                {
+                    "engine": f"tortoise.backends.{backend}",
+                    "credentials": {"host": "127.0.0.1", "port": proxy.port, **credentials},
+                },
+                QUERY_TIMEOUT,
+            )
+            client = get_client_class(config)(connection_name=backend, **config["credentials"])
+            await client.create_connection(with_db=True)
+            try:
+                assert (await client.execute_query("SELECT 1 AS one"))[1][0]["one"] == 1
+                proxy.drop()
+                with pytest.raises(StatementTimeout):
+                    await client.execute_query("SELECT 1 AS one")
+                await proxy.restore()
+                rows = await client.execute_query("SELECT 2 AS two")  # a new connection
+                assert rows[1][0]["two"] == 2
+            finally:
+                await client.close()
