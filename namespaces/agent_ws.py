@@ -9,17 +9,15 @@ frames; the conversation itself is `server.agents.AgentChatService`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator
 from typing import Any, Literal, assert_never
 
 import orjson
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSMsgType, web
 from pydantic import Field
 
 from namespaces.base import Payload, parse
-from server.agents import AgentChatService, ChatRequest, build_agent_chat
+from namespaces.websocket import WebSocketEndpoint
 from server.agents.connections import (
     AgentEvent,
     AutoReport,
@@ -28,25 +26,21 @@ from server.agents.connections import (
     ReplyEnded,
     ReplyStarted,
 )
-from server.agents.rest import add_agent_routes
-from server.agents.service import AGENT_PROTOCOL
-from server.agents.texts import (
+from server.agents.service import AGENT_PROTOCOL, AgentChatService, ChatRequest
+from server.auth import Grant, websocket_token
+from server.errors import InvalidField
+from server.keys import AGENT_CHAT, SETTINGS
+from server.outbox import Outbox
+from server.ownership import Kind
+from server.texts import (
     CONNECTION_REPLACED,
     NOT_A_JSON_OBJECT,
     TEXT_FRAMES_ONLY,
+    invalid_field,
     unknown_type,
 )
-from server.auth import Grant, Refused, websocket_token
-from server.errors import InvalidField, invalid_field
-from server.keys import REDIS, SETTINGS, TOOLBOX
-from server.metrics import CONNECTIONS
-from server.outbox import Outbox
-from server.ownership import Kind, admit_websocket
-from server.rest.openapi import ApiRegistry
 
 log = logging.getLogger(__name__)
-
-AGENT_CHAT = web.AppKey("agent_chat", AgentChatService)
 
 REPLACED_CLOSE_CODE = 4000  # a newer connection with the same client_id took over
 BAD_CLIENT_ID_CLOSE_CODE = 4400
@@ -62,6 +56,11 @@ class ChatFrame(Payload):
     images: list[str] = Field(default_factory=list)
 
 
+class AuthFrame(Payload):
+    type: Literal["auth"]
+    token: str
+
+
 def frame_of(event: AgentEvent) -> dict[str, Any]:
     match event:
         case ReplyStarted():
@@ -73,7 +72,7 @@ def frame_of(event: AgentEvent) -> dict[str, Any]:
         case AutoReport(content=content):
             return {"type": "auto_report", "content": content}
         case Failure(message=message):
-            return {"type": "error", "message": message}
+            return error_frame(message)
         case _:
             assert_never(event)
 
@@ -94,64 +93,58 @@ class WebSocketLink:
 
     async def close(self, code: int, error: str | None = None) -> None:
         if error is not None:
-            await self.send_frame({"type": "error", "message": error})
+            await self.send_frame(error_frame(error))
         await self.outbox.close(code)
 
 
-class AgentChatEndpoint:
-    def __init__(self) -> None:
-        self._links: set[WebSocketLink] = set()
+def error_frame(message: str) -> dict[str, Any]:
+    return {"type": "error", "message": message}
 
-    async def handle(self, request: web.Request) -> web.WebSocketResponse:
-        settings = request.app[SETTINGS]
+
+class AgentChatEndpoint(WebSocketEndpoint):
+    protocol = AGENT_PROTOCOL
+    kind = Kind.AGENT_CLIENT
+    bad_id = (invalid_field("client_id"), BAD_CLIENT_ID_CLOSE_CODE, b"")
+    refused_reason = b""
+
+    def client_id(self, request: web.Request) -> str:
+        return request.match_info["client_id"]
+
+    def valid_id(self, client_id: str) -> bool:
+        return 0 < len(client_id) <= MAX_CLIENT_ID_LENGTH and client_id.isprintable()
+
+    def error_frame(self, message: str) -> dict[str, Any]:
+        return error_frame(message)
+
+    def admits_before_upgrade(self, request: web.Request) -> bool:
+        # without `?token=` (or a header) the token comes as the first frame
+        return not request.app[SETTINGS].auth_secret or bool(websocket_token(request))
+
+    async def token_after_upgrade(self, ws: web.WebSocketResponse) -> str | None:
+        return await _token_from_first_frame(ws)
+
+    async def serve(
+        self, request: web.Request, ws: web.WebSocketResponse, client_id: str, grant: Grant
+    ) -> None:
         service = request.app[AGENT_CHAT]
-        client_id = request.match_info["client_id"]
-        ws = web.WebSocketResponse(
-            heartbeat=settings.ws_heartbeat_seconds, max_msg_size=settings.max_payload_bytes
-        )
-        # decided before the upgrade when it can be (no token, or `?token=`): a client that
-        # sees its socket open is connected already
-        admitted = None
-        if _valid_client_id(client_id) and (not settings.auth_secret or websocket_token(request)):
-            admitted = await admit_websocket(request, Kind.AGENT_CLIENT, client_id)
-        await ws.prepare(request)
-        link = WebSocketLink(ws, Outbox(ws, request, settings.ws_max_unsent_bytes))
-        self._links.add(link)
-        CONNECTIONS.labels(AGENT_PROTOCOL).inc()
+        outbox = Outbox(ws, request, request.app[SETTINGS].ws_max_unsent_bytes)
+        link = WebSocketLink(ws, outbox)
+        replaced = service.connect(client_id, link, request.query.getall("project_id", []))
+        if isinstance(replaced, WebSocketLink):
+            await replaced.close(REPLACED_CLOSE_CODE, CONNECTION_REPLACED)
+        log.info("agent client connected", extra={"client": client_id, "user": grant.user})
         try:
-            if not _valid_client_id(client_id):
-                await link.close(BAD_CLIENT_ID_CLOSE_CODE, invalid_field("client_id"))
-                return ws
-            if admitted is None:  # the token comes as the first frame
-                token = await _token_from_first_frame(ws)
-                admitted = await admit_websocket(request, Kind.AGENT_CLIENT, client_id, token)
-            if isinstance(admitted, Refused):
-                await link.close(admitted.close_code, admitted.message)
-                return ws
-            grant = admitted
-            replaced = service.connect(client_id, link, request.query.getall("project_id", []))
-            if isinstance(replaced, WebSocketLink):
-                await replaced.close(REPLACED_CLOSE_CODE, CONNECTION_REPLACED)
-            log.info("agent client connected", extra={"client": client_id, "user": grant.user})
-            try:
-                await _read_frames(service, link, client_id, grant)
-            finally:
-                service.disconnect(client_id, link)
-                log.info("agent client disconnected", extra={"client": client_id})
-            return ws
+            await _read_frames(service, link, client_id, grant)
         finally:
-            self._links.discard(link)
-            CONNECTIONS.labels(AGENT_PROTOCOL).dec()
-            await link.outbox.aclose()
+            service.disconnect(client_id, link)
+            log.info("agent client disconnected", extra={"client": client_id})
+            await outbox.aclose()
 
-    async def close_all(self) -> None:
-        """Shutdown: every socket, authenticated or not, so none holds the server up."""
-        await asyncio.gather(
-            *(
-                link.outbox.close(WSCloseCode.GOING_AWAY, b"server shutdown")
-                for link in list(self._links)
-            )
-        )
+    async def finish(self, app: web.Application) -> None:
+        """The answers being generated are finished before the sockets close."""
+        service = app.get(AGENT_CHAT)
+        if service is not None:
+            await service.drain(timeout=app[SETTINGS].ai_timeout_seconds)
 
 
 async def _read_frames(
@@ -198,6 +191,7 @@ async def _on_text(
 
 
 async def _token_from_first_frame(ws: web.WebSocketResponse) -> str | None:
+    """The token of a first frame `{type: 'auth', token}`; None for anything else."""
     try:
         msg = await ws.receive(timeout=AUTH_FRAME_TIMEOUT_SECONDS)
     except TimeoutError:
@@ -205,47 +199,6 @@ async def _token_from_first_frame(ws: web.WebSocketResponse) -> str | None:
     if msg.type is not WSMsgType.TEXT:
         return None
     try:
-        data = orjson.loads(msg.data)
-    except orjson.JSONDecodeError:
+        return parse(AuthFrame, orjson.loads(msg.data)).token
+    except (orjson.JSONDecodeError, InvalidField):
         return None
-    if isinstance(data, dict) and data.get("type") == "auth":
-        token = data.get("token")
-        return token if isinstance(token, str) else None
-    return None
-
-
-def _valid_client_id(client_id: str) -> bool:
-    return 0 < len(client_id) <= MAX_CLIENT_ID_LENGTH and client_id.isprintable()
-
-
-AGENT_ENDPOINT = web.AppKey("agent_chat_endpoint", AgentChatEndpoint)
-
-
-def setup_agent_chat(app: web.Application, api: ApiRegistry) -> None:
-    """The `/ws/chat/{client_id}` endpoint, the broadcast route, and the service's life."""
-    endpoint = AgentChatEndpoint()
-    app[AGENT_ENDPOINT] = endpoint
-    app.router.add_get("/ws/chat/{client_id}", endpoint.handle)
-    add_agent_routes(app, api, AGENT_CHAT)
-    app.cleanup_ctx.append(_agent_chat_service)
-    app.on_shutdown.append(_close_agent_sockets)
-
-
-async def _agent_chat_service(app: web.Application) -> AsyncIterator[None]:
-    # runs after the chat core's context: the shared toolbox exists by now
-    service = await build_agent_chat(app[SETTINGS], app[TOOLBOX], app.get(REDIS))
-    app[AGENT_CHAT] = service
-    log.info("agent chat ready", extra={"agents": len(service.directory)})
-    try:
-        yield
-    finally:
-        await service.aclose()
-
-
-async def _close_agent_sockets(app: web.Application) -> None:
-    """Finish the answers being generated, then close every socket (1001) so shutdown does
-    not wait for clients to leave."""
-    service = app.get(AGENT_CHAT)
-    if service is not None:
-        await service.drain(timeout=app[SETTINGS].ai_timeout_seconds)
-    await app[AGENT_ENDPOINT].close_all()

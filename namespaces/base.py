@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import socketio
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from server.chat.lanes import Lanes
+from server.conversation.lanes import Lanes
 from server.errors import InvalidField, describe_failure
 from server.metrics import CONNECTIONS
 from server.tasks import BackgroundTasks

@@ -12,8 +12,9 @@ from server.auth import socket_grant, with_token_user
 from server.chat import clock
 from server.chat.history import StoredMessage
 from server.chat.service import HISTORY_LIMIT, ChatService, JoinResult
-from server.errors import JOINED, SESSION_NOT_FOUND, ChatError, describe_failure
+from server.errors import ChatError, describe_failure
 from server.metrics import TurnClock
+from server.texts import JOINED, SESSION_NOT_FOUND
 
 SessionId = Field(min_length=1, max_length=255)
 
@@ -30,7 +31,7 @@ class SendMessage(Payload):
     sessionId: str = SessionId
     message: str
     # an addition: a retry with the same id stores nothing twice and gets the first ack
-    clientMessageId: str | None = Field(default=None, min_length=1, max_length=255)
+    clientMessageId: str | None = Field(default=None, min_length=1, max_length=64)
 
 
 class LeaveChat(Payload):

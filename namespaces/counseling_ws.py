@@ -11,36 +11,24 @@ import asyncio
 import logging
 import math
 import re
-import weakref
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
 
-from server.auth import Refused
+from namespaces.base import Payload, parse
+from namespaces.websocket import WebSocketEndpoint, send_json
+from server.auth import Grant
 from server.chat.clock import to_ms
-from server.chat.ratelimit import make_limiter
-from server.counseling import (
-    ConversationStore,
-    CounselingRequest,
-    CounselingService,
-    Emotion,
-    as_emotion,
-    counseling_llm,
-    forget_idle_limits,
-)
+from server.counseling import CounselingRequest, CounselingService, Emotion, as_emotion
 from server.counseling.service import COUNSELING_PROTOCOL
-from server.errors import COUNSELING_INVALID_SESSION, TEMPORARY_FAILURE, ChatError, InvalidField
-from server.keys import LLM_CLIENT, REDIS, SETTINGS
-from server.metrics import CONNECTIONS
-from server.ownership import Kind, admit_websocket
-from server.rest.openapi import ApiRegistry
+from server.errors import ChatError, InvalidField
+from server.keys import COUNSELING, SETTINGS
+from server.ownership import Kind
+from server.texts import COUNSELING_INVALID_SESSION, TEMPORARY_FAILURE
 
 log = logging.getLogger(__name__)
-
-COUNSELING = web.AppKey("counseling", CounselingService)
 
 # Every path under /ws/session/ reaches the handler, so a bad id is refused with a frame
 # the client can read rather than a bare 404.
@@ -55,84 +43,47 @@ MAX_TIMESTAMP = 2**63 - 1  # BIGINT
 Work = CounselingRequest | ChatError
 
 
-def setup_counseling(app: web.Application, api: ApiRegistry) -> None:
-    """Add the counseling endpoint, its core and its shutdown to the app."""
-    endpoint = CounselingEndpoint()
-    app.router.add_get(PATH, endpoint.handle)
-    app.cleanup_ctx.append(_counseling_core)
-    app.on_shutdown.append(endpoint.close_all)
+class Envelope(Payload):
+    type: str
 
 
-async def _counseling_core(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    configured = app[LLM_CLIENT]
-    llm = counseling_llm(settings, configured)
-    limiter = make_limiter(app.get(REDIS), settings.max_ai_requests_per_minute, "counseling")
-    app[COUNSELING] = CounselingService(
-        llm=llm,
-        store=ConversationStore(),
-        limiter=limiter,
-        max_message_length=settings.max_message_length,
-        ai_timeout_seconds=settings.ai_timeout_seconds,
-        delta_flush_seconds=settings.delta_flush_ms / 1000,
-    )
-    pruner = asyncio.create_task(forget_idle_limits(limiter))
-    log.info("counseling ready", extra={"provider": llm.name})
-    try:
-        yield
-    finally:
-        pruner.cancel()
-        await asyncio.gather(pruner, return_exceptions=True)
-        if llm is not configured:
-            await llm.aclose()
+class RequestData(Payload):
+    message: str | None = None  # the source server read a missing message as an empty one
+    emotion: Any = None  # lenient: an unknown emotion is no emotion
+    timestamp: Any = None  # informative: a bad one never costs the user a reply
 
 
-class CounselingEndpoint:
+class RequestFrame(Payload):
+    data: RequestData
+
+
+class CounselingEndpoint(WebSocketEndpoint):
+    protocol = COUNSELING_PROTOCOL
+    kind = Kind.COUNSELING  # with AUTH_SECRET, a session is the first user's who used it
+    bad_id = (COUNSELING_INVALID_SESSION, WSCloseCode.POLICY_VIOLATION, b"invalid session id")
+
     def __init__(self) -> None:
-        self._sockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
+        super().__init__()
         self._replies: set[asyncio.Task[None]] = set()  # replies being streamed
 
-    async def handle(self, request: web.Request) -> web.WebSocketResponse:
-        settings = request.app[SETTINGS]
-        ws = web.WebSocketResponse(
-            heartbeat=settings.ws_heartbeat_seconds, max_msg_size=settings.max_payload_bytes
-        )
-        session_id = request.match_info["session_id"]
-        # with AUTH_SECRET: `?token=`, and a session is the first user's who used it; decided
-        # before the upgrade, so a client that sees its socket open is served already
-        admitted = None
-        if SESSION_ID.fullmatch(session_id):
-            admitted = await admit_websocket(request, Kind.COUNSELING, session_id)
-        await ws.prepare(request)
-        if not SESSION_ID.fullmatch(session_id):
-            await _send(ws, _error(COUNSELING_INVALID_SESSION))
-            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"invalid session id")
-            return ws
-        if isinstance(admitted, Refused):
-            await _send(ws, _error(admitted.message))
-            await ws.close(code=admitted.close_code, message=b"refused")
-            return ws
-        self._sockets.add(ws)
-        CONNECTIONS.labels(COUNSELING_PROTOCOL).inc()
-        try:
-            await _serve(ws, request.app[COUNSELING], session_id, self._replies)
-        finally:
-            self._sockets.discard(ws)
-            CONNECTIONS.labels(COUNSELING_PROTOCOL).dec()
-        return ws
+    def client_id(self, request: web.Request) -> str:
+        return request.match_info["session_id"]
 
-    async def close_all(self, app: web.Application) -> None:
-        """On shutdown: a reply being streamed is finished, stored and sent; nothing more
-        is read."""
+    def valid_id(self, client_id: str) -> bool:
+        return SESSION_ID.fullmatch(client_id) is not None
+
+    def error_frame(self, message: str) -> dict[str, Any]:
+        return _error(message)
+
+    async def serve(
+        self, request: web.Request, ws: web.WebSocketResponse, session_id: str, grant: Grant
+    ) -> None:
+        await _serve(ws, request.app[COUNSELING], session_id, self._replies)
+
+    async def finish(self, app: web.Application) -> None:
+        """A reply being streamed is finished, stored and sent; nothing more is read."""
         if self._replies:
             await asyncio.wait(set(self._replies), timeout=app[SETTINGS].ai_timeout_seconds)
-        await asyncio.gather(
-            *(
-                ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
-                for ws in self._sockets
-            ),
-            return_exceptions=True,
-        )
 
 
 async def _serve(
@@ -168,7 +119,7 @@ async def _answer_in_order(
         if ws.closed:
             continue  # the client has gone: requests it left queued are dropped
         if isinstance(work, ChatError):
-            await _send(ws, _error(work.message))
+            await send_json(ws, _error(work.message))
         else:
             reply = asyncio.create_task(_stream_reply(ws, service, work))
             replies.add(reply)  # shutdown waits for it
@@ -180,19 +131,19 @@ async def _stream_reply(
     ws: web.WebSocketResponse, service: CounselingService, request: CounselingRequest
 ) -> None:
     async def send_chunk(chunk: str) -> None:
-        await _send(ws, {"type": "ai_stream_chunk", "data": {"chunk": chunk}})
+        await send_json(ws, {"type": "ai_stream_chunk", "data": {"chunk": chunk}})
 
-    await _send(ws, {"type": "ai_stream_begin", "data": {}})
+    await send_json(ws, {"type": "ai_stream_begin", "data": {}})
     try:
         await service.reply(request, send_chunk)
     except ChatError as exc:
-        await _send(ws, _error(exc.message))
+        await send_json(ws, _error(exc.message))
         return
     except Exception:  # the one boundary: a bug must not end the socket or the worker
         log.exception("counseling turn crashed", extra={"session": request.session_id})
-        await _send(ws, _error(TEMPORARY_FAILURE))
+        await send_json(ws, _error(TEMPORARY_FAILURE))
         return
-    await _send(ws, {"type": "ai_stream_complete", "data": {}})
+    await send_json(ws, {"type": "ai_stream_complete", "data": {}})
 
 
 async def _read(msg: WSMessage, service: CounselingService, session_id: str) -> Work | None:
@@ -210,29 +161,20 @@ def _parse_request(msg: WSMessage) -> tuple[str, Emotion | None, int | None] | N
     if msg.type is not WSMsgType.TEXT:
         raise InvalidField("payload")
     try:
-        frame = orjson.loads(msg.data)
+        raw = orjson.loads(msg.data)
     except orjson.JSONDecodeError:
         raise InvalidField("payload") from None
-    if not isinstance(frame, dict):
-        raise InvalidField("payload")
-    kind = frame.get("type")
-    if not isinstance(kind, str):
-        raise InvalidField("type")
-    if kind != REQUEST:
-        return None  # emotion_update, vad_metrics, ...: the client's own business
-    data = frame.get("data")
-    if not isinstance(data, dict):
-        raise InvalidField("data")
-    message = data.get("message")
-    if message is None:
-        message = ""  # the source server read a missing message as an empty one
-    if not isinstance(message, str):
-        raise InvalidField("message")
-    emotion = data.get("emotion")
+    try:
+        if parse(Envelope, raw).type != REQUEST:
+            return None  # emotion_update, vad_metrics, ...: the client's own business
+        data = parse(RequestFrame, raw).data
+    except InvalidField as exc:  # the contract names a field, not its path (`message`)
+        raise InvalidField(exc.field.rpartition(".")[2]) from None
+    emotion = data.emotion
     return (
-        message,
+        data.message or "",
         as_emotion(emotion if isinstance(emotion, str) else None),
-        _client_timestamp(data.get("timestamp")),
+        _client_timestamp(data.timestamp),
     )
 
 
@@ -259,13 +201,3 @@ def _client_timestamp(value: object) -> int | None:
 
 def _error(message: str) -> dict[str, Any]:
     return {"type": "ai_stream_error", "data": {"error": message}}
-
-
-async def _send(ws: web.WebSocketResponse, frame: dict[str, Any]) -> None:
-    """Send unless the client has gone (a reply it left behind is still stored)."""
-    if ws.closed:
-        return
-    try:
-        await ws.send_str(orjson.dumps(frame).decode())
-    except ConnectionError:
-        pass

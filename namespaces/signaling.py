@@ -7,26 +7,18 @@ caller's ICE candidates. Leaving or dropping closes the caller's AI peer and end
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any, Literal
 
-from aiohttp import web
 from pydantic import Field
 
 from namespaces.base import ContractNamespace, Payload, parse
 from server.auth import socket_grant
 from server.calls.errors import CallNotFound
-from server.calls.keys import CALLS, SPEECH, VOICE_CONVERSATION
 from server.errors import InvalidField
-from server.keys import SETTINGS, SIO
 from server.ownership import require_owner
-from server.rest.calls import add_call_routes
-from server.rest.openapi import ApiRegistry
-from server.voice.call import VoiceDeps
-from server.voice.keys import VOICE_CALLS
 from server.voice.peer import BadCandidate, BadOffer, parse_candidate
 from server.voice.registry import AICalls
-from server.voice.settings import VoiceSettings
 
 AI_PEER_ID = "ai-server"
 Id = Field(min_length=1, max_length=255)
@@ -180,33 +172,3 @@ class SignalingNamespace(ContractNamespace):
         if req.peerId != peer_id:
             raise InvalidField("peerId")
         return call_id
-
-
-def setup_voice(app: web.Application, api: ApiRegistry) -> None:
-    """The calls REST routes, the `/signaling` namespace and the live AI peers."""
-    add_call_routes(app, api)  # its cleanup_ctx sets CALLS, SPEECH, VOICE_CONVERSATION
-    app[SIO].register_namespace(SignalingNamespace(lambda: app[VOICE_CALLS]))
-    app.cleanup_ctx.append(_ai_calls)
-
-
-async def _ai_calls(app: web.Application) -> AsyncIterator[None]:
-    speech = app[SPEECH]
-    ai_calls = AICalls(
-        VoiceDeps(
-            calls=app[CALLS],
-            stt=speech.stt,
-            tts=speech.tts,
-            conversation=app[VOICE_CONVERSATION],
-            settings=VoiceSettings.from_settings(app[SETTINGS]),
-        )
-    )
-
-    async def close_peers(call: Any) -> None:  # the call ended, whoever ended it
-        await ai_calls.hang_up_call(call.id)
-
-    app[CALLS].add_end_listener(close_peers)
-    app[VOICE_CALLS] = ai_calls
-    try:
-        yield
-    finally:
-        await ai_calls.close_all()

@@ -14,40 +14,25 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import jwt
 import socketio
 from aiohttp import web
 
-from server.errors import SESSION_FORBIDDEN, TEMPORARY_FAILURE, ChatError
+from server.errors import ChatError
+from server.grants import OPEN_GRANT, Grant
 from server.keys import SETTINGS
+from server.texts import AUTH_FAILED, AUTH_REQUIRED, SESSION_FORBIDDEN, TEMPORARY_FAILURE
 from server.transport.websocket import APP_ENVIRON_KEY
 
 log = logging.getLogger(__name__)
 
-AUTH_REQUIRED = "인증이 필요합니다"
-AUTH_FAILED = "인증에 실패했습니다"
 
 MAX_USER_ID_LENGTH = 255  # `chat_sessions.user_id`
 UNAUTHORIZED_CLOSE_CODE = 4401  # WebSocket close codes: 4000 + the HTTP status
 FORBIDDEN_CLOSE_CODE = 4403
 TRY_AGAIN_LATER_CLOSE_CODE = 1013
-
-
-@dataclass(frozen=True, slots=True)
-class Grant:
-    user: str | None  # None only for OPEN_GRANT (no AUTH_SECRET)
-    projects: frozenset[str] | None  # None: every project
-    rooms: frozenset[str] = frozenset()  # rooms the token invites its user into
-    admin: bool = False
-
-    def allows(self, project_id: str) -> bool:
-        return self.projects is None or project_id in self.projects
-
-
-OPEN_GRANT = Grant(user=None, projects=None)  # no AUTH_SECRET: no authentication
 
 
 class InvalidToken(Exception):

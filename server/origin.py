@@ -15,8 +15,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import hdrs, web
 
-from server.errors import invalid_field
 from server.keys import SETTINGS
+from server.texts import invalid_field
 
 log = logging.getLogger(__name__)
 

@@ -16,30 +16,28 @@ import jwt
 import pytest
 
 from models.agents import AgentMessage, AgentReport
-from namespaces.agent_ws import AGENT_CHAT
 from server.agents.config import AgentConfigError, AgentDirectory
-from server.agents.texts import (
+from server.ai.base import LLMEvent, PromptMessage, ProviderError, TextDelta, ToolCall, ToolSpec
+from server.keys import AGENT_CHAT
+from server.texts import (
+    AGENT_NOT_FOUND,
     AGENT_NOT_RUNNING,
+    AI_FAILED,
     AUTH_FAILED,
     AUTH_REQUIRED,
     BROADCAST_DISABLED,
     BROADCAST_FORBIDDEN,
     CONNECTION_REPLACED,
     DELEGATION_EMPTY,
+    MESSAGE_EMPTY,
     NOT_A_JSON_OBJECT,
     PROJECT_FORBIDDEN,
+    RATE_LIMITED,
     TEXT_FRAMES_ONLY,
     delegation_accepted,
-    unknown_type,
-)
-from server.ai.base import LLMEvent, PromptMessage, ProviderError, TextDelta, ToolCall, ToolSpec
-from server.errors import (
-    AGENT_NOT_FOUND,
-    AI_FAILED,
-    MESSAGE_EMPTY,
-    RATE_LIMITED,
     invalid_field,
     message_too_long,
+    unknown_type,
 )
 from tests.conftest import LiveServer, make_settings, serve
 from tests.support.fakes.openai_server import running_fake_openai

@@ -20,9 +20,14 @@ from tortoise.exceptions import OperationalError
 from models import ChatMessage
 from models.owners import SessionOwner
 from server import db, ownership
-from server.auth import AUTH_FAILED, AUTH_REQUIRED
-from server.errors import SESSION_FORBIDDEN, SESSION_NOT_FOUND, TEMPORARY_FAILURE
 from server.ownership import Kind, claim
+from server.texts import (
+    AUTH_FAILED,
+    AUTH_REQUIRED,
+    SESSION_FORBIDDEN,
+    SESSION_NOT_FOUND,
+    TEMPORARY_FAILURE,
+)
 from tests.conftest import LiveServer, make_settings, serve
 from tests.support.sio import RecordingClient
 

@@ -15,10 +15,10 @@ import aiohttp
 import pytest
 
 from models import ChatMessage
-from server.calls.keys import CALLS, SENTIMENT, VOICE_CONVERSATION
 from server.calls.prompts import CALL_GREETING, PHONE_COUNSELOR_SYSTEM_PROMPT
 from server.calls.sentences import speakable
 from server.calls.sentiment import SentimentAnalyzer
+from server.keys import CALLS, SENTIMENT, VOICE_CONVERSATION
 from tests.conftest import LiveServer, fake_openai_settings, require, serve
 from tests.support.fakes.openai_server import FakeOpenAI, running_fake_openai, tone_mp3
 from tests.support.fakes.spoken import (

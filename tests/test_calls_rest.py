@@ -15,8 +15,8 @@ import pytest
 from models.calls import Call
 from server import db
 from server.calls.errors import IllegalTransition
-from server.calls.keys import CALLS
 from server.calls.status import ALLOWED, CallStatus
+from server.keys import CALLS
 from tests.conftest import LiveServer, make_settings, serve
 
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from models import ChatMessage, ChatSession
-from server.errors import GREETING, JOINED
+from server.texts import GREETING, JOINED
 from tests.conftest import LiveServer
 from tests.support.sio import RecordingClient
 

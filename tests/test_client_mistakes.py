@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 
-from server.errors import invalid_field
 from server.keys import SIO
+from server.texts import invalid_field
 from tests.conftest import LiveServer, make_settings, serve
 from tests.support.processes import server_process
 from tests.support.waiting import until

@@ -22,8 +22,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from server.errors import RATE_LIMITED
 from server.keys import CHAT as CHAT_KEY
+from server.texts import RATE_LIMITED
 from tests.conftest import fresh_database, make_settings, require, serve
 from tests.support.processes import ServerProcess, server_process
 from tests.support.sio import RecordingClient

@@ -11,11 +11,11 @@ from tortoise.context import tortoise_test_context
 from models import MODEL_MODULES, Sender
 from server.ai.base import LLMEvent, PromptMessage, TextDelta, ToolSpec
 from server.chat.history import HistoryStore
-from server.chat.lanes import Lanes
-from server.chat.ratelimit import RateLimiter
 from server.chat.service import ChatService
 from server.chat.sessions import ChatSessionService
-from server.chat.tools import Toolbox
+from server.conversation.lanes import Lanes
+from server.conversation.ratelimit import RateLimiter
+from server.conversation.tools import Toolbox
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 import socketio
 
 from models import ChatMessage
-from server.errors import invalid_field
+from server.texts import invalid_field
 from tests.conftest import LiveServer, make_settings, serve
 from tests.support.sio import RecordingClient, joined_chat_client
 from tests.support.waiting import until

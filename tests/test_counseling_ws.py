@@ -16,13 +16,13 @@ import pytest
 from yarl import URL
 
 from models.counseling import Conversation
-from namespaces.counseling_ws import COUNSELING
 from server import db
 from server.ai.base import LLMEvent, PromptMessage, ProviderError, TextDelta, ToolSpec
 from server.chat import clock
 from server.counseling import EMOTIONS, Emotion, system_prompt
 from server.counseling.offline import OFFLINE_NOTE
-from server.errors import (
+from server.keys import COUNSELING, LLM_CLIENT
+from server.texts import (
     AI_FAILED,
     COUNSELING_INVALID_SESSION,
     COUNSELING_MESSAGE_EMPTY,
@@ -30,7 +30,6 @@ from server.errors import (
     invalid_field,
     message_too_long,
 )
-from server.keys import LLM_CLIENT
 from tests.conftest import LiveServer, make_settings, require, serve
 from tests.support.fakes.gemini_server import running_fake_gemini
 

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from server.db_clients import StatementTimeout, bounded_connection, get_client_class
-from server.errors import TEMPORARY_FAILURE
+from server.texts import TEMPORARY_FAILURE
 from tests.conftest import LiveServer, fresh_database, make_settings, serve
 from tests.support.sio import RecordingClient
 from tests.support.tcp_proxy import TcpProxy

@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from server.errors import AI_FAILED
+from server.texts import AI_FAILED
 from tests.support.fakes.openai_server import FakeOpenAI, running_fake_openai
 from tests.support.processes import ServerProcess, server_process
 from tests.support.sio import RecordingClient

@@ -33,7 +33,7 @@ import aiomysql
 import pytest
 import socketio
 
-from server.errors import TEMPORARY_FAILURE
+from server.texts import TEMPORARY_FAILURE
 from tests.conftest import MYSQL_SERVER_URL, fresh_database
 from tests.support.processes import ServerProcess, health, server_process
 from tests.support.sio import RecordingClient

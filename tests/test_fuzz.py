@@ -21,11 +21,11 @@ from hypothesis import strategies as st
 from yarl import URL
 
 from models.calls import Call
-from namespaces.room_ws import SID
 from namespaces.signaling import SignalingNamespace
 from server.calls.status import FINAL, CallStatus
-from server.errors import COUNSELING_INVALID_SESSION, GREETING, invalid_field
 from server.keys import SIO
+from server.rest.rooms import SID
+from server.texts import COUNSELING_INVALID_SESSION, GREETING, invalid_field
 from tests.conftest import LiveServer, make_settings, serve
 from tests.support.fuzz import chat, frames, packets, rest, signaling, sockets
 from tests.support.fuzz.driver import Crashes, Fuzzer, watching_for_crashes

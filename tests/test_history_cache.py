@@ -16,10 +16,10 @@ from models import MODEL_MODULES, ChatMessage, ChatSession, Sender
 from server.chat import clock
 from server.chat.batch import Batcher
 from server.chat.history import HistoryStore
-from server.chat.ratelimit import RateLimiter
 from server.chat.service import ChatService
 from server.chat.sessions import ChatSessionService
-from server.chat.tools import Toolbox
+from server.conversation.ratelimit import RateLimiter
+from server.conversation.tools import Toolbox
 from tests.test_core import RecordingLLM
 
 

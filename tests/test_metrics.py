@@ -3,7 +3,7 @@ real traffic (values are read before and after: the registry is shared by the pr
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import pytest
@@ -125,3 +125,28 @@ async def test_a_counseling_socket_and_turn_show_in_metrics(server: LiveServer) 
         )
 
     await until(closed, what="the metric to move")
+
+
+@pytest.mark.parametrize(
+    ("path", "protocol"),
+    [
+        ("/ws/chat/metrics_client", "/ws/chat"),
+        ("/v1/session/chat?sid=metrics_room", "/v1/session/chat"),
+    ],
+)
+async def test_a_plain_websocket_is_counted_while_it_is_open(
+    server: LiveServer, path: str, protocol: str
+) -> None:
+    labels = {"protocol": protocol}
+    start = value(await scrape(server), "mobok_connections", **labels)
+
+    def counted(expected: float) -> Callable[[], Awaitable[bool]]:
+        async def check() -> bool:
+            return value(await scrape(server), "mobok_connections", **labels) == expected
+
+        return check
+
+    url = f"{server.url.replace('http', 'ws', 1)}{path}"
+    async with aiohttp.ClientSession() as http, http.ws_connect(url):
+        await until(counted(start + 1), what="the socket to be counted")
+    await until(counted(start), what="the socket to be let go")

@@ -3,7 +3,7 @@ to get a full budget in each (300 AI turns in 0.5 s over 30 sessions)."""
 
 from __future__ import annotations
 
-from server.errors import RATE_LIMITED
+from server.texts import RATE_LIMITED
 from tests.conftest import make_settings, serve
 from tests.support.sio import RecordingClient
 

@@ -16,9 +16,9 @@ import pytest
 from redis.asyncio import Redis
 
 from models.rooms import RoomMessage
-from namespaces.room_ws import ROOMS
 from server import db
 from server.ai.base import LLMEvent, PromptMessage, ProviderError, TextDelta, ToolSpec
+from server.keys import ROOMS
 from tests.conftest import LiveServer, make_settings, require, serve
 
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")

@@ -10,9 +10,8 @@ import aiohttp
 import pytest
 
 from models.calls import Call
-from server.calls.errors import CALL_FINISHED, CALL_NOT_FOUND
-from server.errors import invalid_field
-from server.voice.keys import VOICE_CALLS
+from server.keys import VOICE_CALLS
+from server.texts import CALL_FINISHED, CALL_NOT_FOUND, invalid_field
 from tests.conftest import LiveServer, make_settings, serve
 from tests.support.sio import RecordingClient
 from tests.support.voice_client import Caller

@@ -16,8 +16,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 
-from namespaces.agent_ws import AGENT_CHAT
-from namespaces.room_ws import ROOMS
+from server.keys import AGENT_CHAT, ROOMS
 from tests.conftest import LiveServer, make_settings, serve
 from tests.support.waiting import until
 from tests.test_agent_ws import SECRET, token

@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 
 from server.ai.audio import decode_to_pcm, wav_bytes
+from server.ai.factory import create_speech
 from server.ai.local.stt import PocketsphinxSTT
 from server.ai.local.tts import EspeakTTS
-from server.ai.speech import SpeechError, create_speech
+from server.ai.speech import SpeechError
 from tests.conftest import fake_openai_settings, make_settings, require
 from tests.support.fakes.openai_server import running_fake_openai, tone_mp3
 from tests.support.fakes.spoken import (

@@ -15,8 +15,7 @@ import aiohttp
 import pytest
 
 from bench.voice_report import parse_metrics
-from server.calls.keys import CALLS
-from server.voice.keys import VOICE_CALLS
+from server.keys import CALLS, VOICE_CALLS
 from tests.conftest import LiveServer, fake_openai_settings, require, serve
 from tests.support.fakes.openai_server import FakeOpenAI
 from tests.support.sio import RecordingClient

@@ -19,9 +19,8 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from models import ChatMessage
 from models.calls import Call
-from server.calls.keys import CALLS
 from server.calls.prompts import CALL_GREETING
-from server.voice.keys import VOICE_CALLS
+from server.keys import CALLS, VOICE_CALLS
 from server.voice.outbound import SAMPLE_RATE, SpeakerTrack
 from server.voice.peer import LOOPBACK, AIPeer, host_addresses
 from server.voice.turns import TurnDetector

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from server.chat.lanes import Lanes
+from server.conversation.lanes import Lanes
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +91,6 @@ class ConnectionRegistry:
             for client_id, entry in self._entries.items()
             if project_id is None or project_id in entry.projects
         ]
-
-    def links(self) -> list[ClientLink]:
-        return [entry.link for entry in self._entries.values()]
 
     @asynccontextmanager
     async def block(self, client_id: str) -> AsyncIterator[None]:

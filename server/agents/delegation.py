@@ -16,12 +16,12 @@ from typing import Any
 from server.agents.config import Agent
 from server.agents.llms import AgentLLMs
 from server.agents.reports import AutoReports
-from server.agents.texts import TOO_MANY_DELEGATIONS, delegation_done, delegation_failed
 from server.agents.tools import delegate_tool
 from server.ai.base import PromptMessage
-from server.chat.tools import Tool, Toolbox
-from server.chat.turn import run_turn
+from server.conversation.tools import Tool, Toolbox
+from server.conversation.turn import run_turn
 from server.logs import preview
+from server.texts import TOO_MANY_DELEGATIONS, delegation_done, delegation_failed
 
 log = logging.getLogger(__name__)
 

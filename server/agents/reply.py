@@ -16,7 +16,7 @@ from server.agents.connections import (
     ReplyEnded,
     ReplyStarted,
 )
-from server.chat.coalesce import DeltaCoalescer
+from server.conversation.coalesce import DeltaCoalescer
 
 
 class ReplyOutput:

@@ -20,34 +20,31 @@ from server.agents.history import AgentHistory
 from server.agents.llms import AgentLLMs
 from server.agents.reply import ReplyOutput
 from server.agents.reports import AutoReports
-from server.agents.texts import (
-    AGENT_NOT_RUNNING,
-    DELEGATION_EMPTY,
-    PROJECT_FORBIDDEN,
-    TOO_MANY_DELEGATIONS,
-    TOO_MANY_QUEUED,
-    delegation_accepted,
-)
 from server.agents.tools import AgentToolbox
 from server.ai.base import PromptMessage
-from server.auth import Grant
-from server.chat.lanes import Lanes
-from server.chat.ratelimit import Limiter
-from server.chat.tools import Toolbox
-from server.chat.turn import log_turn_failure, run_turn
+from server.conversation.lanes import Lanes
+from server.conversation.ratelimit import Limiter
+from server.conversation.tools import Toolbox
+from server.conversation.turn import log_turn_failure, run_turn
 from server.db import DB_UNAVAILABLE_ERRORS
-from server.errors import (
-    AGENT_NOT_FOUND,
-    AI_FAILED,
-    MESSAGE_EMPTY,
-    RATE_LIMITED,
-    ChatError,
-    describe_failure,
-    message_too_long,
-)
+from server.errors import ChatError, describe_failure
+from server.grants import Grant
 from server.logs import preview
 from server.metrics import TurnClock
 from server.tasks import BackgroundTasks
+from server.texts import (
+    AGENT_NOT_FOUND,
+    AGENT_NOT_RUNNING,
+    AI_FAILED,
+    DELEGATION_EMPTY,
+    MESSAGE_EMPTY,
+    PROJECT_FORBIDDEN,
+    RATE_LIMITED,
+    TOO_MANY_DELEGATIONS,
+    TOO_MANY_QUEUED,
+    delegation_accepted,
+    message_too_long,
+)
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from server.ai.base import ToolCall, ToolSpec
-from server.chat.tools import Tool, Toolbox
+from server.conversation.tools import Tool, Toolbox
 
 DELEGATE_TOOL_SPEC = ToolSpec(
     name="delegate_task",

@@ -1,7 +1,7 @@
 """The one interface every chat model provider implements.
 
 A provider streams `TextDelta`s and `ToolCall`s for a prompt. It never runs tools itself:
-the conversation core (`server.chat.turn`) runs them and calls the provider again.
+the conversation core (`server.conversation.turn`) runs them and calls the provider again.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
-"""Pick a chat model provider from settings."""
+"""Pick the chat model and the speech providers from settings."""
 
 from __future__ import annotations
 
 import logging
 
 from server.ai.base import LLM
+from server.ai.speech import Speech
 from server.config import ProviderName, Settings
 
 log = logging.getLogger(__name__)
@@ -40,3 +41,20 @@ def create_llm(
     from server.ai.local import LocalLLM
 
     return LocalLLM()
+
+
+def create_speech(settings: Settings) -> Speech:
+    """OpenAI speech when the `openai` provider is usable (a key or an own base URL), else
+    the offline pair. Gemini has no speech API here: it gets the offline pair too."""
+    if settings.provider == "openai" and (settings.openai_api_key or settings.openai_base_url):
+        from server.ai.openai.stt import OpenAISTT
+        from server.ai.openai.tts import OpenAITTS
+
+        return Speech(
+            OpenAISTT(settings),
+            OpenAITTS(settings, voice=settings.tts_voice),
+        )
+    from server.ai.local.stt import PocketsphinxSTT
+    from server.ai.local.tts import EspeakTTS
+
+    return Speech(PocketsphinxSTT(), EspeakTTS())

@@ -1,4 +1,4 @@
-"""The speech interfaces: speech-to-text and text-to-speech, and picking them from settings.
+"""The speech interfaces: speech-to-text and text-to-speech (`server.ai.factory` picks them).
 
 Like the chat models (`server.ai.base`), every provider implements one small interface:
 `openai` (whisper-1, tts-1) and `local` (offline: pocketsphinx, espeak-ng).
@@ -8,10 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
-
-if TYPE_CHECKING:  # kept light: the offline recognizer's worker process imports this module
-    from server.config import Settings
+from typing import Protocol
 
 FirstByte = Callable[[], None]
 
@@ -49,20 +46,3 @@ class Speech:
             close = getattr(part, "aclose", None)
             if close is not None:
                 await close()
-
-
-def create_speech(settings: Settings) -> Speech:
-    """OpenAI speech when the `openai` provider is usable (a key or an own base URL), else
-    the offline pair. Gemini has no speech API here: it gets the offline pair too."""
-    if settings.provider == "openai" and (settings.openai_api_key or settings.openai_base_url):
-        from server.ai.openai.stt import OpenAISTT
-        from server.ai.openai.tts import OpenAITTS
-
-        return Speech(
-            OpenAISTT(settings),
-            OpenAITTS(settings, voice=settings.tts_voice),
-        )
-    from server.ai.local.stt import PocketsphinxSTT
-    from server.ai.local.tts import EspeakTTS
-
-    return Speech(PocketsphinxSTT(), EspeakTTS())

@@ -19,10 +19,10 @@ from server.calls.prompts import CALL_GREETING, PHONE_COUNSELOR_SYSTEM_PROMPT
 from server.calls.sentences import SentenceSplitter
 from server.calls.timing import ModelClock
 from server.chat.history import HistoryStore, StoredMessage
-from server.chat.lanes import Lanes
 from server.chat.service import conversation_order
-from server.chat.tools import Toolbox
-from server.chat.turn import answer_within
+from server.conversation.lanes import Lanes
+from server.conversation.tools import Toolbox
+from server.conversation.turn import answer_within
 from server.logs import preview
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Texts callers see for calls, and the failures that carry them.
+"""The failures of calls (their texts are in `server.texts`).
 
 They subclass `ChatError`, so a Socket.IO adapter turns them into `error { message }` as it
 does every other failure; the REST routes map them to 400/404/409.
@@ -8,15 +8,13 @@ from __future__ import annotations
 
 from server.calls.status import CallStatus
 from server.errors import ChatError
-
-CALL_NOT_FOUND = "통화를 찾을 수 없습니다"
-CALL_FINISHED = "이미 종료된 통화입니다"
-SPEECH_FAILED = "음성 처리에 실패했습니다"
-NOTHING_HEARD = "음성에서 말을 인식하지 못했습니다"
-
-
-def illegal_transition(current: CallStatus, target: CallStatus) -> str:
-    return f"통화 상태를 {current.value}에서 {target.value}(으)로 바꿀 수 없습니다"
+from server.texts import (
+    CALL_FINISHED,
+    CALL_NOT_FOUND,
+    NOTHING_HEARD,
+    SPEECH_FAILED,
+    illegal_transition,
+)
 
 
 class CallNotFound(ChatError):
@@ -26,7 +24,7 @@ class CallNotFound(ChatError):
 
 class IllegalTransition(ChatError):
     def __init__(self, current: CallStatus, target: CallStatus) -> None:
-        super().__init__(illegal_transition(current, target))
+        super().__init__(illegal_transition(current.value, target.value))
         self.current = current
         self.target = target
 

@@ -35,8 +35,3 @@ FINAL = frozenset({CallStatus.ENDED, CallStatus.FAILED})
 
 def can_move(current: CallStatus, target: CallStatus) -> bool:
     return target in ALLOWED[current]
-
-
-def sources_of(target: CallStatus) -> frozenset[CallStatus]:
-    """Every status `target` may be reached from."""
-    return frozenset(s for s, targets in ALLOWED.items() if target in targets)

@@ -26,8 +26,6 @@ into), and under load one turn of a 5,000-turn run failed with a database error.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -36,55 +34,9 @@ from models import ChatMessage, MessageType, Sender
 from server.chat import clock
 from server.chat.message_table import MessageTable
 from server.chat.recent import RecentCache
+from server.chat.stored import StoredMessage
 
 _MESSAGE_ID_LENGTH = 36  # `chat_messages.id`
-
-
-@dataclass(frozen=True, slots=True)
-class StoredMessage:
-    id: str
-    session_id: str
-    sender: str
-    message_type: str
-    content: str
-    created_at: datetime
-    metadata: dict[str, Any] | None = None
-
-    @property
-    def timestamp_ms(self) -> int:
-        return clock.to_ms(self.created_at)
-
-    @classmethod
-    def from_row(cls, row: ChatMessage) -> StoredMessage:
-        return cls(
-            id=row.id,
-            session_id=row.session_id,
-            sender=row.sender,
-            message_type=row.message_type,
-            content=row.content,
-            created_at=row.created_at,
-            metadata=row.metadata,
-        )
-
-    @classmethod
-    def from_sql(cls, row: Any) -> StoredMessage:
-        """A raw row (a dict on MySQL, a `sqlite3.Row` on SQLite) of `message_table.SELECTED`."""
-        metadata = row["metadata"]
-        return cls(
-            id=row["id"],
-            session_id=row["session_id"],
-            sender=row["sender"],
-            message_type=row["message_type"],
-            content=row["content"],
-            created_at=_as_utc(row["created_at"]),
-            metadata=orjson.loads(metadata) if metadata else None,
-        )
-
-
-def _as_utc(value: datetime | str) -> datetime:
-    """MySQL gives naive UTC datetimes, SQLite the text the ORM stored."""
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class HistoryStore:

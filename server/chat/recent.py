@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from server.chat.history import StoredMessage
+    from server.chat.stored import StoredMessage
 
 DEFAULT_KEEP = 48  # a context of 20 needs up to 40 (questions and answers interleaved) + a few
 DEFAULT_SESSIONS = 4096

@@ -15,21 +15,15 @@ from tortoise.exceptions import IntegrityError
 from models import Sender
 from server.ai.base import LLM, PromptMessage
 from server.chat.history import HistoryStore, StoredMessage
-from server.chat.lanes import Lanes
 from server.chat.pending import LocalPendingTurns, PendingTurns
-from server.chat.ratelimit import Limiter
 from server.chat.sessions import ChatSessionService, JoinedSession
-from server.chat.tools import Toolbox
-from server.chat.turn import DeltaSink, answer_within
-from server.errors import (
-    GREETING,
-    MESSAGE_EMPTY,
-    RATE_LIMITED,
-    SESSION_NOT_FOUND,
-    ChatError,
-    message_too_long,
-)
+from server.conversation.lanes import Lanes
+from server.conversation.ratelimit import Limiter
+from server.conversation.tools import Toolbox
+from server.conversation.turn import DeltaSink, answer_within
+from server.errors import ChatError
 from server.logs import preview
+from server.texts import GREETING, MESSAGE_EMPTY, RATE_LIMITED, SESSION_NOT_FOUND, message_too_long
 
 log = logging.getLogger(__name__)
 

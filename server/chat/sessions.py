@@ -16,7 +16,8 @@ from tortoise.exceptions import IntegrityError
 from models import ChatSession
 from server.chat import clock
 from server.chat.batch import Batcher, gate_for
-from server.errors import SESSION_FORBIDDEN, SESSION_NOT_FOUND, ChatError
+from server.errors import ChatError
+from server.texts import SESSION_FORBIDDEN, SESSION_NOT_FOUND
 
 _SESSION_ID_LENGTH = 255  # `chat_sessions.session_id`
 

@@ -8,23 +8,23 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from server.ai.base import LLM, PromptMessage
-from server.chat.coalesce import DeltaCoalescer
-from server.chat.lanes import Lanes
-from server.chat.ratelimit import Limiter
-from server.chat.tools import Toolbox
-from server.chat.turn import answer_within
+from server.conversation.coalesce import DeltaCoalescer
+from server.conversation.lanes import Lanes
+from server.conversation.ratelimit import Limiter
+from server.conversation.tools import Toolbox
+from server.conversation.turn import answer_within
 from server.counseling.prompts import Emotion, system_prompt
 from server.counseling.store import ConversationStore
 from server.db import DB_UNAVAILABLE_ERRORS
-from server.errors import (
+from server.errors import ChatError
+from server.logs import preview
+from server.metrics import TurnClock
+from server.texts import (
     COUNSELING_MESSAGE_EMPTY,
     COUNSELING_RATE_LIMITED,
     TEMPORARY_FAILURE,
-    ChatError,
     message_too_long,
 )
-from server.logs import preview
-from server.metrics import TurnClock
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ one spoken turn over HTTP. Envelope `{success: true, data}` / `{success: false, 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import BodyPartReader, web
@@ -13,9 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from models.calls import Call
 from server.ai.audio import upload_filename
-from server.ai.speech import create_speech
 from server.auth import Refused, request_grant
-from server.calls.conversation import VoiceConversation
 from server.calls.errors import (
     CallFinished,
     CallNotFound,
@@ -23,19 +21,16 @@ from server.calls.errors import (
     NothingHeard,
     SpeechFailed,
 )
-from server.calls.keys import CALLS, SENTIMENT, SPEECH, VOICE_CONVERSATION
 from server.calls.process import ConversationProcessor
 from server.calls.rtc import rtc_configuration
-from server.calls.sentiment import SentimentAnalyzer
-from server.calls.service import CallService
 from server.chat import clock
-from server.chat.history import HistoryStore
 from server.db import DB_UNAVAILABLE_ERRORS
-from server.errors import TEMPORARY_FAILURE, ChatError, InvalidField, invalid_field
-from server.keys import LLM_CLIENT, SETTINGS, TOOLBOX
+from server.errors import ChatError, InvalidField
+from server.keys import CALLS, SENTIMENT, SETTINGS, SPEECH, VOICE_CONVERSATION
 from server.ownership import require_owner
 from server.rest import calls_schemas as schema
 from server.rest.openapi import ApiRegistry, Operation, auth_responses
+from server.texts import TEMPORARY_FAILURE, invalid_field
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +51,6 @@ _STATUS_OF_ERROR: list[tuple[type[ChatError], int]] = [
 
 
 def add_call_routes(app: web.Application, api: ApiRegistry) -> None:
-    app.cleanup_ctx.append(_calls_core)
     auth = auth_responses(app, schema.CallErrorResponse)  # with AUTH_SECRET
     errors: dict[int, type[BaseModel]] = {
         400: schema.CallErrorResponse,
@@ -87,28 +81,6 @@ def add_call_routes(app: web.Application, api: ApiRegistry) -> None:
     for operation, handler in routes:
         success = min(operation.responses)
         api.add(app, operation, _enveloped(handler, success, public=operation.path in PUBLIC))
-
-
-async def _calls_core(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    llm = app[LLM_CLIENT]
-    speech = create_speech(settings)
-    app[CALLS] = CallService()
-    app[SPEECH] = speech
-    app[VOICE_CONVERSATION] = VoiceConversation(
-        llm=llm,
-        toolbox=app[TOOLBOX],
-        history=HistoryStore(),
-        context_messages=settings.history_context_messages,
-        ai_timeout_seconds=settings.ai_timeout_seconds,
-    )
-    # the offline model cannot judge feelings: the lexicon does
-    app[SENTIMENT] = SentimentAnalyzer(None if llm.name == "local" else llm)
-    log.info("calls ready", extra={"stt": speech.stt.name, "tts": speech.tts.name})
-    try:
-        yield
-    finally:
-        await speech.aclose()
 
 
 async def config(request: web.Request, user: str | None) -> dict[str, Any]:

@@ -11,9 +11,9 @@ from server import db
 from server.auth import Forbidden, Refused, request_grant
 from server.chat import clock
 from server.chat.service import ChatService
-from server.errors import SESSION_NOT_FOUND
 from server.ownership import chat_session_owner
 from server.rest.openapi import ApiRegistry, Operation, auth_responses
+from server.texts import SESSION_NOT_FOUND
 
 
 class MessageOut(BaseModel):

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from server.errors import TEMPORARY_FAILURE, ChatError
+from server.errors import ChatError
+from server.texts import TEMPORARY_FAILURE
 
 
 @dataclass(frozen=True, slots=True)

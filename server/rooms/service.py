@@ -9,12 +9,12 @@ from typing import Any
 
 from server.ai.base import LLM
 from server.chat import clock
-from server.chat.coalesce import DeltaCoalescer
-from server.chat.lanes import Lanes
-from server.chat.ratelimit import Limiter
-from server.chat.tools import Toolbox
-from server.chat.turn import log_turn_failure, run_turn
-from server.errors import AI_FAILED, RATE_LIMITED, TEMPORARY_FAILURE, ChatError
+from server.conversation.coalesce import DeltaCoalescer
+from server.conversation.lanes import Lanes
+from server.conversation.ratelimit import Limiter
+from server.conversation.tools import Toolbox
+from server.conversation.turn import log_turn_failure, run_turn
+from server.errors import ChatError
 from server.logs import preview
 from server.metrics import TurnClock
 from server.rooms.frames import (
@@ -28,6 +28,7 @@ from server.rooms.frames import (
 from server.rooms.log import LogEntry, RoomLog
 from server.rooms.registry import RoomClient, RoomRegistry
 from server.rooms.transcript import context_entries, transcript
+from server.texts import AI_FAILED, RATE_LIMITED, TEMPORARY_FAILURE
 
 log = logging.getLogger(__name__)
 

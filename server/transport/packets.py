@@ -34,7 +34,7 @@ import socketio
 from aiohttp import web
 from socketio import packet
 
-from server.errors import invalid_field
+from server.texts import invalid_field
 
 log = logging.getLogger(__name__)
 

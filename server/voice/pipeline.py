@@ -22,8 +22,8 @@ from aiortc import MediaStreamTrack
 from av.audio.frame import AudioFrame
 
 from server.ai.audio import wav_bytes
-from server.calls.errors import SPEECH_FAILED
-from server.errors import AI_FAILED, ChatError
+from server.errors import ChatError
+from server.texts import AI_FAILED, SPEECH_FAILED
 from server.voice.inbound import audio_frames
 from server.voice.latency import TurnTimings
 from server.voice.outbound import SpeakerTrack

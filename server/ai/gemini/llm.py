@@ -174,7 +174,7 @@ class GeminiLLM:
         config = types.GenerateContentConfig(
             system_instruction=system,
             tools=[*to_gemini_tools(tools)] or None,
-            # we run the tools ourselves (server.chat.turn), never the SDK
+            # we run the tools ourselves (server.conversation.turn), never the SDK
             automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
         )
         finished = False

@@ -13,7 +13,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from namespaces.chat import ChatNamespace
-from server.errors import (
+from server.texts import (
     JOINED,
     MESSAGE_EMPTY,
     RATE_LIMITED,

@@ -13,7 +13,7 @@ from typing import Any
 import socketio
 from hypothesis import strategies as st
 
-from server.errors import invalid_field
+from server.texts import invalid_field
 from tests.support.fuzz import junk
 from tests.support.fuzz.sio import FuzzClient
 

@@ -19,8 +19,7 @@ import aiohttp
 from hypothesis import strategies as st
 from yarl import URL
 
-from server.calls.errors import CALL_NOT_FOUND
-from server.errors import SESSION_NOT_FOUND, invalid_field
+from server.texts import CALL_NOT_FOUND, SESSION_NOT_FOUND, invalid_field
 from tests.support.fuzz import junk
 from tests.support.fuzz.shapes import strings
 
@@ -326,7 +325,7 @@ def process_conversation(known: Known) -> st.SearchStrategy[Request]:
 
 
 def room_history(known: Known) -> st.SearchStrategy[Request]:
-    from namespaces.room_ws import SID
+    from server.rest.rooms import SID
 
     def build(sid: str, limit: str | None) -> Request:
         def check(response: Response) -> None:

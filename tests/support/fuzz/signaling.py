@@ -13,8 +13,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from server.calls.errors import CALL_FINISHED, CALL_NOT_FOUND
-from server.errors import invalid_field
+from server.texts import CALL_FINISHED, CALL_NOT_FOUND, invalid_field
 from tests.support.fuzz import junk
 from tests.support.fuzz.chat import Event
 from tests.support.fuzz.shapes import Case, Spec, not_ints, not_strings, objects, strings

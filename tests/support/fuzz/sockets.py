@@ -19,15 +19,17 @@ import orjson
 from hypothesis import strategies as st
 from yarl import URL
 
-from server.agents.texts import NOT_A_JSON_OBJECT, TEXT_FRAMES_ONLY, unknown_type
-from server.errors import (
+from server.texts import (
     AGENT_NOT_FOUND,
     COUNSELING_MESSAGE_EMPTY,
     COUNSELING_RATE_LIMITED,
     MESSAGE_EMPTY,
+    NOT_A_JSON_OBJECT,
     RATE_LIMITED,
+    TEXT_FRAMES_ONLY,
     invalid_field,
     message_too_long,
+    unknown_type,
 )
 from tests.support.fuzz import junk
 from tests.support.fuzz.shapes import Spec, not_strings, objects, strings

@@ -7,12 +7,17 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from server.agents.service import AgentChatService
-from server.agents.texts import BROADCAST_DISABLED, BROADCAST_FORBIDDEN
-from server.auth import AUTH_FAILED, AUTH_REQUIRED, InvalidToken, bearer_token, verify_token
-from server.errors import invalid_field
+from server.auth import InvalidToken, bearer_token, verify_token
 from server.keys import SETTINGS
 from server.rest.chat import ErrorMessage
 from server.rest.openapi import ApiRegistry, Operation
+from server.texts import (
+    AUTH_FAILED,
+    AUTH_REQUIRED,
+    BROADCAST_DISABLED,
+    BROADCAST_FORBIDDEN,
+    invalid_field,
+)
 
 
 class BroadcastBody(BaseModel):

@@ -9,9 +9,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from server.ai.base import LLM, PromptMessage, ProviderError, TextDelta
-from server.chat.tools import Toolbox
-from server.errors import AI_FAILED, ChatError
+from server.conversation.tools import Toolbox
+from server.errors import ChatError
 from server.metrics import PROVIDER_SECONDS
+from server.texts import AI_FAILED
 
 log = logging.getLogger(__name__)
 
