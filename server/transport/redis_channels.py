@@ -19,7 +19,6 @@ log = logging.getLogger(__name__)
 Handler = Callable[[bytes], Awaitable[None]]
 _Publication = tuple[str, str | bytes, "asyncio.Future[None]"]
 SUBSCRIBE_TIMEOUT = 5.0
-LISTEN_POLL_SECONDS = 1.0  # the listener's read wakes this often (a new subscription, a drop)
 PUBLISH_QUEUE = 10_000  # publications waiting for the publisher; past it, `publish` waits
 PUBLISH_BATCH = 500  # publications per pipelined round trip
 PUBLISH_ATTEMPTS = 3  # tries of a failed batch (0.1 s, then 0.2 s apart) before it is reported
@@ -113,6 +112,8 @@ class RedisChannels:
         for task in self._tasks.values():
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        while not self._outbox.empty():  # queued, never to be sent
+            self._outbox.get_nowait()[2].cancel()
         await self._pubsub.aclose()
         await self.redis.aclose()
 
@@ -123,7 +124,8 @@ class RedisChannels:
                 self._wanted.clear()
                 await self._wanted.wait()
             try:
-                message = await self._pubsub.get_message(timeout=LISTEN_POLL_SECONDS)
+                # blocking: a read cut by a timeout can leave half a reply in the parser
+                message = await self._pubsub.get_message(timeout=None)
             except (RedisError, OSError) as exc:
                 log.warning("redis pub/sub connection lost, retrying: %s", exc)
                 await asyncio.sleep(delay)
@@ -138,7 +140,12 @@ class RedisChannels:
             batch = [await self._outbox.get()]
             while len(batch) < PUBLISH_BATCH and not self._outbox.empty():
                 batch.append(self._outbox.get_nowait())
-            failure = await self._send(batch)
+            try:
+                failure = await self._send(batch)
+            except asyncio.CancelledError:  # closing: nobody waits for these forever
+                for _, _, sent in batch:
+                    sent.cancel()
+                raise
             for _, _, sent in batch:
                 if sent.done():  # its publisher gave up waiting
                     continue
