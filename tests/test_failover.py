@@ -69,17 +69,26 @@ async def test_answers_in_progress_on_a_killed_instance_are_given_by_the_survivo
         clients = [on_a, resumer, listener]
         try:
             await on_a.connect(a.url)
-            resumed = (await on_a.call("join-chat", {"userId": "u-resume"}))["sessionId"]
-            listened = (await on_a.call("join-chat", {"userId": "u-listen"}))["sessionId"]
+            resumed = (await on_a.call("join-chat", {"userId": "u-resume"}, timeout=GENEROUS))[
+                "sessionId"
+            ]
+            listened = (await on_a.call("join-chat", {"userId": "u-listen"}, timeout=GENEROUS))[
+                "sessionId"
+            ]
             # a client of the second session is connected to the survivor already
             await listener.connect(b.url)
-            await listener.call("join-chat", {"userId": "u-listen", "sessionId": listened})
+            await listener.call(
+                "join-chat", {"userId": "u-listen", "sessionId": listened}, timeout=GENEROUS
+            )
             asked = await on_a.call(
                 "send-message",
                 {"sessionId": resumed, "message": "기초연금 알려줘", "clientMessageId": "c-1"},
+                timeout=GENEROUS,
             )
             waiting = await on_a.call(
-                "send-message", {"sessionId": listened, "message": "장애인 복지 알려줘"}
+                "send-message",
+                {"sessionId": listened, "message": "장애인 복지 알려줘"},
+                timeout=GENEROUS,
             )
             await until(lambda: len(fake.requests) >= 2, GENEROUS, "both turns under way")
 
@@ -93,6 +102,7 @@ async def test_answers_in_progress_on_a_killed_instance_are_given_by_the_survivo
             await resumer.call(
                 "join-chat",
                 {"userId": "u-resume", "sessionId": resumed, "lastMessageId": asked["id"]},
+                timeout=GENEROUS,
             )
             answer = await resumer.next("ai-message", timeout=LEASE + GENEROUS)
             assert answer["content"]
@@ -109,6 +119,7 @@ async def test_answers_in_progress_on_a_killed_instance_are_given_by_the_survivo
             retried = await resumer.call(
                 "send-message",
                 {"sessionId": resumed, "message": "기초연금 알려줘", "clientMessageId": "c-1"},
+                timeout=GENEROUS,
             )
             assert retried == asked
             # exactly once, even after more lease periods have passed
