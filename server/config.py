@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     turn_lease_seconds: float = Field(default=10.0, gt=0)
 
     welfare_catalog_path: Path | None = None
+    # POSTed {protocol, sessionId, category, level, timestamp} for every message at risk
+    safety_webhook_url: str | None = None
     agents_path: Path | None = None  # §3 agents per project; None = the shipped file
     http_keepalive_seconds: float = Field(default=15.0, gt=0)  # idle, or a request head unsent
     ws_heartbeat_seconds: float = Field(default=30.0, gt=0)  # protocol pings on plain websockets

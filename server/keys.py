@@ -18,6 +18,7 @@ from server.config import Settings
 from server.conversation.tools import Toolbox
 from server.counseling.service import CounselingService
 from server.rooms.service import RoomService
+from server.safety.layer import SafetyLayer
 from server.voice.registry import AICalls
 from server.welfare import WelfareCatalog
 
@@ -27,6 +28,7 @@ REDIS = web.AppKey("redis", Redis)  # set only with REDIS_URL: state shared by e
 CATALOG = web.AppKey("catalog", WelfareCatalog)
 LLM_CLIENT = web.AppKey("llm", LLM)  # the configured provider, shared by every protocol
 TOOLBOX = web.AppKey("toolbox", Toolbox)  # the tools every assistant may call (welfare search)
+SAFETY = web.AppKey("safety", SafetyLayer)  # the one crisis check every protocol's core calls
 CHAT = web.AppKey("chat", ChatService)  # `/chat`
 CALLS = web.AppKey("calls", CallService)  # calls REST and `/signaling`
 SPEECH = web.AppKey("speech", Speech)  # the configured STT and TTS

@@ -25,7 +25,7 @@ from namespaces.counseling_ws import PATH as COUNSELING_PATH
 from namespaces.counseling_ws import CounselingEndpoint
 from namespaces.room_ws import RoomEndpoint
 from namespaces.signaling import SignalingNamespace
-from server import db
+from server import db, korean
 from server.agents.config import AgentDirectory
 from server.agents.connections import ConnectionRegistry
 from server.agents.delegation import Delegations
@@ -62,6 +62,7 @@ from server.keys import (
     LLM_CLIENT,
     REDIS,
     ROOMS,
+    SAFETY,
     SENTIMENT,
     SETTINGS,
     SIO,
@@ -78,6 +79,9 @@ from server.rest.openapi import ApiRegistry, add_docs_routes
 from server.rest.rooms import add_room_routes
 from server.rooms import RoomService, open_room_log
 from server.rooms.registry import ClusterRoomRegistry, RoomRegistry
+from server.safety.detector import default_detector
+from server.safety.layer import SafetyLayer
+from server.safety.notifier import SafetyNotifier
 from server.transport.redis_channels import RedisChannels
 from server.voice.call import VoiceDeps
 from server.voice.registry import AICalls
@@ -112,6 +116,23 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def _safety(app: web.Application) -> AsyncIterator[None]:
+    """The crisis check of every protocol: the Korean analyser loaded once per process, off
+    the event loop (1-3 s the first time), and the operator's webhook when configured."""
+    await korean.warm_up()
+    detector = await asyncio.to_thread(default_detector)
+    url = app[SETTINGS].safety_webhook_url
+    notifier = SafetyNotifier(url) if url else None
+    if notifier is not None:
+        await notifier.start()
+    app[SAFETY] = SafetyLayer(detector, notifier)
+    try:
+        yield
+    finally:
+        if notifier is not None:
+            await notifier.aclose()
+
+
 async def _catalog(app: web.Application) -> AsyncIterator[None]:
     app[CATALOG] = await asyncio.to_thread(WelfareCatalog.load, app[SETTINGS].welfare_catalog_path)
     yield
@@ -141,6 +162,7 @@ async def _chat_core(app: web.Application) -> AsyncIterator[None]:
         max_message_length=settings.max_message_length,
         context_messages=settings.history_context_messages,
         ai_timeout_seconds=settings.ai_timeout_seconds,
+        safety=app[SAFETY],
         pending=pending_turns(app.get(REDIS), settings.turn_lease_seconds),
         caller_limiter=make_limiter(
             app.get(REDIS), settings.max_ai_requests_per_minute, "chat-callers"
@@ -179,6 +201,7 @@ async def _calls(app: web.Application) -> AsyncIterator[None]:
         history=HistoryStore(),
         context_messages=settings.history_context_messages,
         ai_timeout_seconds=settings.ai_timeout_seconds,
+        safety=app[SAFETY],
     )
     # the offline model cannot judge feelings: the lexicon does
     app[SENTIMENT] = SentimentAnalyzer(None if llm.name == "local" else llm)
@@ -242,6 +265,7 @@ async def _agents(app: web.Application) -> AsyncIterator[None]:
         context_messages=settings.history_context_messages,
         ai_timeout_seconds=settings.ai_timeout_seconds,
         delta_flush_seconds=settings.delta_flush_ms / 1000,
+        safety=app[SAFETY],
     )
     app[AGENT_CHAT] = service
     log.info("agent chat ready", extra={"agents": len(service.directory)})
@@ -265,6 +289,7 @@ async def _rooms(app: web.Application) -> AsyncIterator[None]:
             context_messages=settings.history_context_messages,
             ai_timeout_seconds=settings.ai_timeout_seconds,
             delta_flush_seconds=settings.delta_flush_ms / 1000,
+            safety=app[SAFETY],
         )
         app[ROOMS] = service
         log.info("rooms ready", extra={"log": room_log.name})
@@ -288,6 +313,7 @@ async def _counseling(app: web.Application) -> AsyncIterator[None]:
         max_message_length=settings.max_message_length,
         ai_timeout_seconds=settings.ai_timeout_seconds,
         delta_flush_seconds=settings.delta_flush_ms / 1000,
+        safety=app[SAFETY],
     )
     pruner = asyncio.create_task(forget_idle_limits(limiter))
     log.info("counseling ready", extra={"provider": llm.name})
@@ -303,6 +329,7 @@ async def _counseling(app: web.Application) -> AsyncIterator[None]:
 RESOURCES: list[Resource] = [
     _redis,
     _database,
+    _safety,
     _catalog,
     _llm,
     _chat_core,

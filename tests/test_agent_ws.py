@@ -19,6 +19,7 @@ from models.agents import AgentMessage, AgentReport
 from server.agents.config import AgentConfigError, AgentDirectory
 from server.ai.base import LLMEvent, PromptMessage, ProviderError, TextDelta, ToolCall, ToolSpec
 from server.keys import AGENT_CHAT
+from server.safety.prompts import with_risk_guidance
 from server.texts import (
     AGENT_NOT_FOUND,
     AGENT_NOT_RUNNING,
@@ -598,7 +599,8 @@ async def test_agent_uses_its_own_provider_and_model(sqlite_url: str, tmp_path: 
             assert await c.reply() == "답변: 안녕"
     [request] = fake.requests
     assert request["model"] == "gpt-4o-mini" and "tools" not in request
-    assert request["messages"][0] == {"role": "system", "content": "당신은 비서입니다."}
+    system = with_risk_guidance("당신은 비서입니다.")  # every agent's prompt says how to meet risk
+    assert request["messages"][0] == {"role": "system", "content": system}
 
 
 async def test_dead_sockets_are_dropped_by_protocol_pings(sqlite_url: str) -> None:

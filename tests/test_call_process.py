@@ -19,6 +19,7 @@ from server.calls.prompts import CALL_GREETING, PHONE_COUNSELOR_SYSTEM_PROMPT
 from server.calls.sentences import speakable
 from server.calls.sentiment import SentimentAnalyzer
 from server.keys import CALLS, SENTIMENT, VOICE_CONVERSATION
+from server.safety.prompts import with_risk_guidance
 from tests.conftest import LiveServer, fake_openai_settings, require, serve
 from tests.support.fakes.openai_server import FakeOpenAI, running_fake_openai, tone_mp3
 from tests.support.fakes.spoken import (
@@ -151,7 +152,7 @@ async def test_process_with_openai_speech_and_the_welfare_tool(sqlite_url: str) 
             assert status == 200, answer
             chats = [r for r in fake.requests if "sentiment classifier" not in str(r["messages"])]
             messages = chats[0]["messages"]
-            assert messages[0] == {"role": "system", "content": prompt}
+            assert messages[0] == {"role": "system", "content": with_risk_guidance(prompt)}
             assert [m["role"] for m in messages[1:]] == ["user", "assistant", "user"]
             assert messages[1]["content"] == "노인 복지 서비스 알려줘"
             assert messages[-1]["content"] == "고맙습니다"

@@ -16,6 +16,8 @@ from server.chat.sessions import ChatSessionService
 from server.conversation.lanes import Lanes
 from server.conversation.ratelimit import RateLimiter
 from server.conversation.tools import Toolbox
+from server.safety.detector import default_detector
+from server.safety.layer import SafetyLayer
 
 
 @pytest.fixture
@@ -97,6 +99,7 @@ async def test_context_is_the_last_n_messages_ending_with_the_question(orm: None
         max_message_length=2000,
         context_messages=5,
         ai_timeout_seconds=5,
+        safety=SafetyLayer(default_detector()),
     )
     joined = await chat.join("u", None)
     sid = joined.session.session_id

@@ -20,6 +20,8 @@ from server.chat.service import ChatService
 from server.chat.sessions import ChatSessionService
 from server.conversation.ratelimit import RateLimiter
 from server.conversation.tools import Toolbox
+from server.safety.detector import default_detector
+from server.safety.layer import SafetyLayer
 from tests.test_core import RecordingLLM
 
 
@@ -40,6 +42,7 @@ def chat_service(llm: RecordingLLM, history: HistoryStore | None = None) -> Chat
         max_message_length=2000,
         context_messages=20,
         ai_timeout_seconds=5,
+        safety=SafetyLayer(default_detector()),
     )
 
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from models.agents import AGENT_NAME_LENGTH, PROJECT_ID_LENGTH
 from server.config import ProviderName
+from server.safety.prompts import with_risk_guidance
 
 SHIPPED_AGENTS_PATH = Path(__file__).with_name("agents.json")
 ToolName = Literal["search_welfare_services", "delegate_task"]
@@ -110,7 +111,7 @@ class AgentDirectory:
                 Agent(
                     project_id=project.id,
                     name=spec.name,
-                    system_prompt=spec.system_prompt,
+                    system_prompt=with_risk_guidance(spec.system_prompt),
                     provider=spec.provider,
                     model=spec.model,
                     enabled=spec.enabled,

@@ -6,7 +6,6 @@ burst of messages is answered in order, every start..end block complete before t
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
@@ -31,6 +30,8 @@ from server.errors import ChatError, describe_failure
 from server.grants import Grant
 from server.logs import preview
 from server.metrics import TurnClock
+from server.safety.detector import SafetyFlag
+from server.safety.layer import SafetyLayer
 from server.tasks import BackgroundTasks
 from server.texts import (
     AGENT_NOT_FOUND,
@@ -76,7 +77,9 @@ class AgentChatService:
         context_messages: int,
         ai_timeout_seconds: float,
         delta_flush_seconds: float,
+        safety: SafetyLayer,
     ) -> None:
+        self.safety = safety
         self.directory = directory
         self.llms = llms
         self.registry = registry
@@ -163,15 +166,16 @@ class AgentChatService:
         if not await self._limiter.allow(client_id):
             raise ChatError(RATE_LIMITED)
         self.registry.note_project(client_id, agent.project_id)
+        flag = await self.safety.assess(text, protocol=AGENT_PROTOCOL, session_id=client_id)
         await self._history.add(agent, client_id, AgentRole.USER, text)
         log.info(
             "agent message",
             extra={"client": client_id, "agent": agent.name, "text": preview(text)},
         )
-        if task is not None:
+        if task is not None and flag is None:
             await self._accept_delegation(agent, client_id, task)
-        else:
-            await self._answer(agent, client_id)
+        else:  # a message at risk is answered now, never handed to a background task
+            await self._answer(agent, client_id, flag)
 
     def _find_agent(self, project_id: str, agent_name: str, grant: Grant) -> Agent:
         agent = self.directory.find(project_id, agent_name)
@@ -183,7 +187,7 @@ class AgentChatService:
             raise ChatError(AGENT_NOT_RUNNING)
         return agent
 
-    async def _answer(self, agent: Agent, client_id: str) -> None:
+    async def _answer(self, agent: Agent, client_id: str, flag: SafetyFlag | None) -> None:
         turn = TurnClock(AGENT_PROTOCOL)
         context = await self._context(agent, client_id)
         own_tools = [self._delegations.tool_for(agent, client_id)] if agent.can_delegate else []
@@ -194,8 +198,9 @@ class AgentChatService:
             reply = ReplyOutput(self.registry, client_id, self._flush_seconds)
             await reply.start()
             try:
-                async with asyncio.timeout(self._ai_timeout):
-                    result = await run_turn(llm, toolbox, context, reply.add)
+                result = await run_turn(
+                    llm, toolbox, context, reply.add, timeout=self._ai_timeout, safety=flag
+                )
             except Exception as exc:
                 log_turn_failure(
                     log,

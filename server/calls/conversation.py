@@ -24,10 +24,13 @@ from server.conversation.lanes import Lanes
 from server.conversation.tools import Toolbox
 from server.conversation.turn import answer_within
 from server.logs import preview
+from server.safety.layer import SafetyLayer
+from server.safety.prompts import with_risk_guidance
 
 log = logging.getLogger(__name__)
 
 SentenceSink = Callable[[str], Awaitable[None]]
+CALL_PROTOCOL = "/signaling"  # the label of metrics and safety alerts for calls
 _ROLES = {"user": "user", "assistant": "assistant", "system": "system"}
 
 
@@ -40,8 +43,10 @@ class VoiceConversation:
         history: HistoryStore,
         context_messages: int,
         ai_timeout_seconds: float,
+        safety: SafetyLayer,
         system_prompt: str = PHONE_COUNSELOR_SYSTEM_PROMPT,
     ) -> None:
+        self.safety = safety
         self.llm = llm
         self.toolbox = toolbox
         self.history = history
@@ -70,6 +75,7 @@ class VoiceConversation:
         *,
         system_prompt: str | None = None,
         model_clock: ModelClock | None = None,
+        protocol: str = CALL_PROTOCOL,
     ) -> str:
         """Store the caller's words, answer them and store the answer; return its text.
 
@@ -82,15 +88,20 @@ class VoiceConversation:
         if not transcript:
             raise NothingHeard()
         async with self._turns.lane(session_id):
+            flag = await self.safety.assess(transcript, protocol=protocol, session_id=session_id)
+            asked_metadata: dict[str, Any] = {"callId": call_id}
+            if flag is not None:
+                asked_metadata["safety"] = flag.as_metadata()
             asked = await self.history.add(
                 session_id,
                 Sender.USER,
                 transcript,
                 message_type=MessageType.AUDIO,
-                metadata={"callId": call_id},
+                metadata=asked_metadata,
             )
             log.info("caller said", extra={"call": call_id, "text": preview(transcript)})
-            context = await self._context(session_id, system_prompt or self.system_prompt)
+            prompt = with_risk_guidance(system_prompt or self.system_prompt)
+            context = await self._context(session_id, prompt)
             splitter = SentenceSplitter()
 
             async def on_delta(delta: str) -> None:
@@ -105,6 +116,7 @@ class VoiceConversation:
                 on_delta,
                 timeout=self.ai_timeout,
                 log_context={"call": call_id},
+                safety=flag,
             )
             if model_clock is not None:
                 model_clock.done = time.monotonic()
@@ -113,6 +125,8 @@ class VoiceConversation:
             metadata: dict[str, Any] = {"callId": call_id, "replyTo": asked.id}
             if result.tools_used:
                 metadata["tools"] = result.tools_used
+            if result.safety is not None:
+                metadata["safety"] = result.safety.as_metadata()
             await self.history.add(
                 session_id,
                 Sender.ASSISTANT,

@@ -23,6 +23,8 @@ from server.chat import clock
 
 log = logging.getLogger(__name__)
 
+PROCESS_PROTOCOL = "/api/v1/calls/conversation/process"  # metrics' and safety alerts' label
+
 # the contract's spelling (`data:audio/mp3;base64,...`), not the registered audio/mpeg
 MIME_TYPES = {"mp3": "audio/mp3", "wav": "audio/wav"}
 
@@ -66,7 +68,11 @@ class ConversationProcessor:
         judging = asyncio.create_task(self.sentiment.analyze(transcript))
         try:
             reply = await self.conversation.respond(
-                call.session_id, call.id, transcript, system_prompt=system_prompt
+                call.session_id,
+                call.id,
+                transcript,
+                system_prompt=system_prompt,
+                protocol=PROCESS_PROTOCOL,
             )
             sentiment = await judging
         finally:

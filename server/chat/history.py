@@ -74,11 +74,17 @@ class HistoryStore:
         self.cache.fill(session_id, [], 0)
 
     async def add_if_active(
-        self, session_id: str, sender: Sender, content: str, message_id: str | None = None
+        self,
+        session_id: str,
+        sender: Sender,
+        content: str,
+        *,
+        metadata: dict[str, Any] | None = None,
+        message_id: str | None = None,
     ) -> StoredMessage | None:
         """Store the message if the session is active (one statement); None if it is not.
         A `message_id` already stored fails with the ORM's `IntegrityError`."""
-        message = _new_message(session_id, sender, content, MessageType.TEXT, None, message_id)
+        message = _new_message(session_id, sender, content, MessageType.TEXT, metadata, message_id)
         try:
             inserted = await self._messages().insert_if_active(_values(message), session_id)
         except BaseException:

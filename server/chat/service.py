@@ -23,11 +23,14 @@ from server.conversation.tools import Toolbox
 from server.conversation.turn import DeltaSink, answer_within
 from server.errors import ChatError
 from server.logs import preview
+from server.safety.detector import SafetyFlag
+from server.safety.layer import SafetyLayer
 from server.texts import GREETING, MESSAGE_EMPTY, RATE_LIMITED, SESSION_NOT_FOUND, message_too_long
 
 log = logging.getLogger(__name__)
 
 HISTORY_LIMIT = 50
+PROTOCOL = "/chat"  # the label of metrics and safety alerts
 _ROLE_OF_SENDER = {"user": "user", "assistant": "assistant", "system": "system"}
 
 
@@ -66,9 +69,11 @@ class ChatService:
         max_message_length: int,
         context_messages: int,
         ai_timeout_seconds: float,
+        safety: SafetyLayer,
         pending: PendingTurns | None = None,
         caller_limiter: Limiter | None = None,
     ) -> None:
+        self.safety = safety
         self.sessions = sessions
         self.store = history
         self.llm = llm
@@ -138,8 +143,12 @@ class ChatService:
         # `last_activity` is refreshed at most every few seconds (the idle timeout is
         # minutes); whether the session is active is checked by the insert itself
         await self.sessions.touch_lightly(session_id)
+        flag = await self.safety.assess(text, protocol=PROTOCOL, session_id=session_id)
+        metadata = {"safety": flag.as_metadata()} if flag is not None else None
         try:
-            stored = await self.store.add_if_active(session_id, Sender.USER, text, message_id)
+            stored = await self.store.add_if_active(
+                session_id, Sender.USER, text, metadata=metadata, message_id=message_id
+            )
         except IntegrityError:  # the same retry, stored a moment ago by a concurrent send
             first = await self.store.get(session_id, message_id) if message_id else None
             if first is None:
@@ -192,10 +201,13 @@ class ChatService:
                     on_delta,
                     timeout=self.ai_timeout,
                     log_context={"session": session_id},
+                    safety=SafetyFlag.from_metadata(user_message.metadata),
                 )
                 metadata: dict[str, Any] = {"replyTo": user_message.id}
                 if result.tools_used:
                     metadata["tools"] = result.tools_used
+                if result.safety is not None:
+                    metadata["safety"] = result.safety.as_metadata()
                 return await self.store.add(
                     session_id, Sender.ASSISTANT, result.text, metadata=metadata
                 )

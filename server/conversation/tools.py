@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
@@ -51,8 +52,13 @@ class Toolbox:
         return json.dumps(result, ensure_ascii=False)
 
 
+INLINE_QUERY_CHARS = 300  # a longer query is analysed in a worker thread (~3 ms per 100 chars)
+
+
 def welfare_tool(catalog: WelfareCatalog) -> Tool:
     async def run(arguments: dict[str, Any]) -> Any:
-        return run_welfare_tool(catalog, arguments)
+        if len(str(arguments.get("query", ""))) <= INLINE_QUERY_CHARS:
+            return run_welfare_tool(catalog, arguments)
+        return await asyncio.to_thread(run_welfare_tool, catalog, arguments)
 
     return Tool(ToolSpec(TOOL_NAME, TOOL_DESCRIPTION, TOOL_PARAMETERS), run)

@@ -12,6 +12,9 @@ from server.ai.base import LLM, PromptMessage, ProviderError, TextDelta
 from server.conversation.tools import Toolbox
 from server.errors import ChatError
 from server.metrics import PROVIDER_SECONDS
+from server.safety.detector import SafetyFlag
+from server.safety.layer import answers_offline, with_crisis_instruction
+from server.safety.replies import crisis_reply
 from server.texts import AI_FAILED
 
 log = logging.getLogger(__name__)
@@ -24,6 +27,7 @@ MAX_TOOL_ROUNDS = 3
 class TurnResult:
     text: str
     tools_used: list[dict[str, str]] = field(default_factory=list)
+    safety: SafetyFlag | None = None  # the user's message was at risk: the reply has the lines
 
 
 async def run_turn(
@@ -31,17 +35,52 @@ async def run_turn(
     toolbox: Toolbox,
     messages: Sequence[PromptMessage],
     on_delta: DeltaSink | None = None,
+    *,
+    timeout: float | None = None,
+    safety: SafetyFlag | None = None,
 ) -> TurnResult:
     """Stream the reply; the deltas passed to `on_delta` add up to the returned text.
+
+    With `safety` (the message being answered is at risk, see `server.safety`) the crisis
+    reply and its lines are sent first, whatever the model then says or fails to say: a
+    rule-based provider adds nothing, a real model answers after it with the crisis
+    instruction in its prompt, and its failure or `timeout` keeps the lines as the answer.
 
     The provider's share is measured here, once for every protocol: `llm_first_token` (the
     turn's first request to its first text) and `llm_total` (time in the model, tools
     excluded), in PROVIDER_SECONDS."""
+    if safety is not None:
+        return await _crisis_turn(llm, toolbox, messages, on_delta, timeout, safety)
     timing = _ModelTiming(llm.name)
     try:
-        return await _run_rounds(llm, toolbox, messages, on_delta, timing)
+        async with asyncio.timeout(timeout):
+            return await _run_rounds(llm, toolbox, messages, on_delta, timing)
     finally:
         timing.observe_total()
+
+
+async def _crisis_turn(
+    llm: LLM,
+    toolbox: Toolbox,
+    messages: Sequence[PromptMessage],
+    on_delta: DeltaSink | None,
+    timeout: float | None,
+    flag: SafetyFlag,
+) -> TurnResult:
+    result = TurnResult(text=crisis_reply(flag.category), safety=flag)
+    await _emit(on_delta, result.text)
+    if answers_offline(llm):
+        return result
+    timing = _ModelTiming(llm.name)
+    prompt = with_crisis_instruction(messages, flag)
+    try:
+        async with asyncio.timeout(timeout):
+            await _run_rounds(llm, toolbox, prompt, on_delta, timing, result)
+    except Exception as exc:  # the person has the lines: the turn stands
+        log_turn_failure(log, "AI turn after a crisis reply failed", exc, {"provider": llm.name})
+    finally:
+        timing.observe_total()
+    return result
 
 
 async def _run_rounds(
@@ -50,9 +89,10 @@ async def _run_rounds(
     messages: Sequence[PromptMessage],
     on_delta: DeltaSink | None,
     timing: _ModelTiming,
+    result: TurnResult | None = None,
 ) -> TurnResult:
     conversation = list(messages)
-    result = TurnResult(text="")
+    result = result if result is not None else TurnResult(text="")
     for round_no in range(MAX_TOOL_ROUNDS + 1):
         tools = toolbox.specs if round_no < MAX_TOOL_ROUNDS else []
         round_text: list[str] = []
@@ -129,12 +169,13 @@ async def answer_within(
     *,
     timeout: float,
     log_context: dict[str, str],
+    safety: SafetyFlag | None = None,
 ) -> TurnResult:
     """`run_turn` bounded by `timeout` (AI_TIMEOUT_SECONDS). Any failure of the model or its
-    tools is logged with `log_context` and becomes the contract's `AI 응답 생성에 실패했습니다`."""
+    tools is logged with `log_context` and becomes the contract's `AI 응답 생성에 실패했습니다`
+    (except after a crisis reply: see `run_turn`)."""
     try:
-        async with asyncio.timeout(timeout):
-            return await run_turn(llm, toolbox, messages, on_delta)
+        return await run_turn(llm, toolbox, messages, on_delta, timeout=timeout, safety=safety)
     except Exception as exc:
         log_turn_failure(log, "AI turn failed", exc, {**log_context, "provider": llm.name})
         raise ChatError(AI_FAILED) from exc

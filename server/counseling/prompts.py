@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
+from server.safety.prompts import with_risk_guidance
+
 Emotion = Literal[
     "happy", "sad", "angry", "anxious", "neutral", "surprised", "disgusted", "fearful"
 ]
@@ -61,7 +63,8 @@ GUIDANCE: dict[Emotion, str] = {
 }
 
 SYSTEM_PROMPTS: dict[Emotion, str] = {
-    emotion: f"{BASE_PROMPT}\n\n현재 감정 상태: {GUIDANCE[emotion]}" for emotion in EMOTIONS
+    emotion: with_risk_guidance(f"{BASE_PROMPT}\n\n현재 감정 상태: {GUIDANCE[emotion]}")
+    for emotion in EMOTIONS
 }
 
 

@@ -19,6 +19,7 @@ from server.db import DB_UNAVAILABLE_ERRORS
 from server.errors import ChatError
 from server.logs import preview
 from server.metrics import TurnClock
+from server.safety.layer import SafetyLayer
 from server.texts import (
     COUNSELING_MESSAGE_EMPTY,
     COUNSELING_RATE_LIMITED,
@@ -51,8 +52,10 @@ class CounselingService:
         max_message_length: int,
         ai_timeout_seconds: float,
         delta_flush_seconds: float,
+        safety: SafetyLayer,
         context_exchanges: int = CONTEXT_EXCHANGES,
     ) -> None:
+        self.safety = safety
         # read at every turn, so an operator (or a test) can swap the model of a live server
         self.llm = llm
         self.store = store
@@ -112,6 +115,9 @@ class CounselingService:
                     "text": preview(request.message),
                 },
             )
+            flag = await self.safety.assess(
+                request.message, protocol=COUNSELING_PROTOCOL, session_id=session_id
+            )
             prompt = await self._prompt(request)
             llm = self.llm
             chunks = DeltaCoalescer(on_chunk, interval=self.delta_flush)
@@ -122,6 +128,7 @@ class CounselingService:
                 chunks.add,
                 timeout=self.ai_timeout,
                 log_context={"session": session_id},
+                safety=flag,
             )
             await chunks.flush()
             await self._store(request, result.text)

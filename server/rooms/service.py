@@ -28,6 +28,8 @@ from server.rooms.frames import (
 from server.rooms.log import LogEntry, RoomLog
 from server.rooms.registry import RoomClient, RoomRegistry
 from server.rooms.transcript import context_entries, transcript
+from server.safety.detector import SafetyFlag
+from server.safety.layer import SafetyLayer
 from server.texts import AI_FAILED, RATE_LIMITED, TEMPORARY_FAILURE
 
 log = logging.getLogger(__name__)
@@ -46,8 +48,10 @@ class RoomService:
         context_messages: int,
         ai_timeout_seconds: float,
         delta_flush_seconds: float,
+        safety: SafetyLayer,
         registry: RoomRegistry | None = None,
     ) -> None:
+        self.safety = safety
         self.log = room_log
         self.llm = llm
         self.toolbox = toolbox
@@ -87,7 +91,8 @@ class RoomService:
             },
         )
         if frame.prompt is not None:
-            task = asyncio.create_task(self._answer(sid, entry, frame.prompt, sender))
+            flag = await self.safety.assess(frame.prompt, protocol=ROOM_PROTOCOL, session_id=sid)
+            task = asyncio.create_task(self._answer(sid, entry, frame.prompt, sender, flag))
             self._turn_tasks.add(task)
             task.add_done_callback(self._turn_tasks.discard)
         return entry
@@ -117,12 +122,19 @@ class RoomService:
         async with self._delivery.lane(sid):
             await self.registry.broadcast(sid, frame)
 
-    async def _answer(self, sid: str, asking: LogEntry, question: str, sender: RoomClient) -> None:
+    async def _answer(
+        self,
+        sid: str,
+        asking: LogEntry,
+        question: str,
+        sender: RoomClient,
+        flag: SafetyFlag | None = None,
+    ) -> None:
         turn = TurnClock(ROOM_PROTOCOL)
         # nothing may be awaited before the lane is entered: that keeps the turns in order
         async with self._turns.lane(sid):
             try:
-                text = await self._generate(sid, asking, question)
+                text = await self._generate(sid, asking, question, flag)
             except Exception as exc:
                 turn.failed()
                 log_turn_failure(
@@ -140,7 +152,9 @@ class RoomService:
                 return
             turn.done()
 
-    async def _generate(self, sid: str, asking: LogEntry, question: str) -> str:
+    async def _generate(
+        self, sid: str, asking: LogEntry, question: str, flag: SafetyFlag | None
+    ) -> str:
         recent = await self.log.read(sid, self.context_messages)
         entries = context_entries(recent, asking, self.context_messages)
         messages = transcript(entries, asking, question)
@@ -149,7 +163,13 @@ class RoomService:
             await self._send_to_room(sid, streaming_frame(delta))
 
         coalescer = DeltaCoalescer(stream_to_room, self.delta_flush)
-        async with asyncio.timeout(self.ai_timeout):
-            result = await run_turn(self.llm, self.toolbox, messages, coalescer.add)
+        result = await run_turn(
+            self.llm,
+            self.toolbox,
+            messages,
+            coalescer.add,
+            timeout=self.ai_timeout,
+            safety=flag,
+        )
         await coalescer.flush()
         return result.text

@@ -1,6 +1,7 @@
 """Welfare-service catalogue, its Korean search and the `search_welfare_services` tool."""
 
-from server.welfare.catalog import SHIPPED_CATALOG_PATH, WelfareCatalog, WelfareService
+from server.welfare.catalog import SHIPPED_CATALOG_PATH, WelfareCatalog
+from server.welfare.service import WelfareService
 from server.welfare.tool import (
     TOOL_DESCRIPTION,
     TOOL_NAME,

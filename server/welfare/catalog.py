@@ -11,11 +11,11 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from server.welfare.search import SearchIndex
+from server.welfare.service import WelfareService
 
 SHIPPED_CATALOG_PATH = Path(__file__).parent / "data" / "catalog.json"
 FALLBACK_CONTACT = "보건복지상담센터 129"  # the national welfare hotline answers for any service
@@ -38,18 +38,6 @@ _CSV_COLUMNS: dict[str, list[str]] = {
 }
 _TEXT_ENCODINGS = ("utf-8-sig", "cp949")
 _NATIONWIDE = {"", "전국", "national"}
-
-
-@dataclass(frozen=True, slots=True)
-class WelfareService:
-    id: str
-    name: str
-    department: str
-    contact: str
-    summary: str
-    target: str
-    url: str | None = None
-    region: str | None = None  # None: a national service
 
 
 class WelfareCatalog:

@@ -87,19 +87,33 @@ def service_to_dict(service: WelfareService) -> dict[str, str]:
 
 
 def format_services(services: Sequence[Mapping[str, Any]]) -> str:
-    """The §1.1 numbered list: name, then indented 담당 and 연락처, a blank line between items.
+    """The §1.1 numbered list: name, then indented 담당 and 연락처, a blank line between items;
+    then, when the catalogue has them, who it is for (지원대상) and where to apply (신청).
 
-    A missing department or contact leaves its line out rather than printing an empty value.
+    A missing value leaves its line out rather than printing an empty one.
     """
     blocks = []
     for number, service in enumerate(services, start=1):
         lines = [f"{number}. {_optional_text(service.get('name')) or '(이름 없음)'}"]
-        for label, key in (("담당", "department"), ("연락처", "contact")):
+        for label, key in _DETAIL_LINES:
             value = _optional_text(service.get(key))
             if value:
-                lines.append(f"    - {label}: {value}")
+                lines.append(f"    - {label}: {_shorten(value) if key == 'target' else value}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
+
+
+_DETAIL_LINES = (
+    ("담당", "department"),
+    ("연락처", "contact"),
+    ("지원대상", "target"),
+    ("신청", "url"),
+)
+TARGET_MAX_CHARS = 80  # one line of who it is for; the full text stays in the tool's result
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= TARGET_MAX_CHARS else text[: TARGET_MAX_CHARS - 1].rstrip() + "…"
 
 
 def _optional_text(value: Any) -> str | None:

@@ -14,6 +14,12 @@ from collections.abc import AsyncIterator, Sequence
 
 from server.ai.base import LLMEvent, PromptMessage, TextDelta, ToolCall, ToolSpec
 from server.welfare import TOOL_NAME, format_services
+from server.welfare.followup import (
+    describe,
+    followed_up,
+    listed_before_last_question,
+    not_listed,
+)
 
 INTRO = (
     "안녕하세요! 저는 오프라인 모드로 동작하는 복지 서비스 검색 도우미입니다. "
@@ -47,8 +53,17 @@ class LocalLLM:
     ) -> AsyncIterator[LLMEvent]:
         last = messages[-1]
         can_search = any(t.name == TOOL_NAME for t in tools)
-        if last.role == "tool":
+        follow_up = followed_up(messages) if can_search or last.role == "tool" else None
+        if follow_up is not None and not follow_up[1]:  # "7번째" of a list of five
+            text = not_listed(follow_up[0], len(listed_before_last_question(messages)))
+        elif last.role == "tool" and follow_up is not None:
+            text = self._detail(last.content, *follow_up)
+        elif last.role == "tool":
             text = self._present(last.content, _last_user_text(messages))
+        elif follow_up is not None:  # "그 중 첫 번째는?": that service, by its name
+            arguments = json.dumps({"query": follow_up[1], "limit": 1}, ensure_ascii=False)
+            yield ToolCall(id=f"call_{uuid.uuid4().hex[:12]}", name=TOOL_NAME, arguments=arguments)
+            return
         elif _GREETING.search(last.content) and len(last.content) < 20:
             text = INTRO
         elif _THANKS.search(last.content):
@@ -70,6 +85,16 @@ class LocalLLM:
         if not isinstance(services, list) or not services:
             return NOT_FOUND.format(query=query[:50])
         return f"{FOUND_INTRO}\n\n{format_services(services)}\n\n{FOUND_OUTRO}"
+
+    def _detail(self, tool_output: str, position: int, name: str) -> str:
+        try:
+            services = json.loads(tool_output)
+        except ValueError:
+            services = None
+        if isinstance(services, list) and services and isinstance(services[0], dict):
+            if services[0].get("name") == name:
+                return describe(position, services[0])
+        return NOT_FOUND.format(query=name[:50])
 
     async def aclose(self) -> None:
         return None
