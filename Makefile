@@ -5,6 +5,8 @@
 # make lock  - recompute requirements.lock from pyproject.toml (UPGRADE=1: newest allowed versions)
 # make bench - the chat load benchmark against the NestJS-style reference (BENCH_QUICK=1: tiny)
 # make bench-voice - N concurrent voice calls (PROVIDERS=local: offline STT/TTS; needs espeak-ng)
+# make format - ruff's fixes; make clean - remove the venv, node_modules, .bench, SQLite files
+# make help  - this list; `.venv/bin/python -m server --help` lists the settings
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -18,7 +20,10 @@ WORKERS ?= auto
 FAST := not slow and not browser and not cluster and not fuzz and not bench
 LINTED := server namespaces models tests bench
 
-.PHONY: install run test test-fast lint format clean bench bench-voice lock
+.PHONY: install run test test-fast lint format clean bench bench-voice lock help
+
+help:
+	@sed -n 's/^# \(make .*\)/\1/p' $(firstword $(MAKEFILE_LIST))
 
 install: $(STAMP) $(JS_STAMP) $(BENCH_JS_STAMP)
 

@@ -203,12 +203,29 @@ class ChatNamespace(ContractNamespace):
         return reply
 
     async def evict_inactive(self) -> None:
-        """Sockets still in a session the reaper ended get `chat-left` and leave its room."""
+        """Sockets still in a session the reaper ended (or an admin deleted) get `chat-left`
+        and leave its room."""
         ended = await self.chat.sessions.inactive_among(list(self._members))
         for session_id in ended:
-            for sid in list(self._members.get(session_id, ())):
-                async with self._order.lane(sid):
-                    await self._leave(sid, session_id)
+            await self._evict_members(session_id)
+
+    async def evict(self, session_id: str) -> None:
+        """A deleted session: its sockets, on every instance, get `chat-left` and leave its
+        room at once (other instances forget it at their next reaper pass)."""
+        self.chat.store.cache.drop(session_id)
+        await self._evict_members(session_id)
+        if self._may_have_members(room(session_id)):  # sockets of other instances
+            await self.emit("chat-left", {"sessionId": session_id}, room=room(session_id))
+            await self.close_room(room(session_id))
+            await self.close_room(stream_room(session_id))
+
+    async def _evict_members(self, session_id: str) -> None:
+        rooms = self.server.manager.rooms.get(self.namespace, {})
+        for sid in list(self._members.get(session_id, ())):
+            async with self._order.lane(sid):
+                told = sid not in rooms.get(room(session_id), {})  # by another instance
+                await self._leave(sid, session_id)
+                if not told:
                     await self.emit("chat-left", {"sessionId": session_id}, to=sid)
 
     async def _require_member(self, sid: str, session_id: str) -> None:

@@ -160,13 +160,19 @@ async function hangUp(endOnServer) {
       await refreshStatus();
     }
   }
+  // closing our own connection fires no state change: the page says it itself
   if (state.pc) state.pc.close();
+  if (state.pc || call) $('mediaState').textContent = MEDIA_TEXT.closed;
+  $('remoteAudio').srcObject = null;
   if (localStream) localStream.getTracks().forEach((track) => track.stop());
   $('micState').textContent = '꺼짐';
   if (state.socket) {
+    // our own hang-up: not the "connection lost" note meant for a dropped connection
+    state.socket.off('disconnect');
     if (call) state.socket.emit('leave-session', { sessionId: call.sessionId, peerId: PEER_ID });
     state.socket.disconnect();
   }
+  if (endOnServer && call) say('note', '통화를 종료했습니다');
   state.pc = null;
   state.socket = null;
   localStream = null;

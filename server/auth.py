@@ -86,8 +86,17 @@ def verify_token(secret: str, token: str) -> Grant:
         user=_user_of(claims),
         projects=_string_set(claims, "projects"),
         rooms=_string_set(claims, "rooms") or frozenset(),
-        admin=claims.get("role") == "admin",
+        admin=_is_admin(claims),
     )
+
+
+def _is_admin(claims: Mapping[str, Any]) -> bool:
+    """`role: "admin"`, or `admin` among `role`/`roles` given as a list."""
+    for name in ("role", "roles"):
+        value = claims.get(name)
+        if value == "admin" or (isinstance(value, list) and "admin" in value):
+            return True
+    return False
 
 
 def _user_of(claims: Mapping[str, Any]) -> str | None:

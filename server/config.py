@@ -13,12 +13,13 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SQLITE_PATH = ROOT / "data" / "mobok.sqlite3"
 
 ProviderName = Literal["openai", "gemini", "local"]
+DATABASE_SCHEMES = ("sqlite", "mysql", "postgres", "postgresql")
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
 
-    port: int = 3000
+    port: int = Field(default=3000, ge=1, le=65535)
     host: str = "0.0.0.0"
 
     database_url: str = ""
@@ -38,6 +39,11 @@ class Settings(BaseSettings):
     gemini_api_key: str | None = None
     gemini_model: str = "gemini-2.0-flash"
     gemini_base_url: str | None = None  # a Gemini-API-compatible endpoint (tests use a fake)
+    # generation settings of the counseling backend (unset: the model's own defaults)
+    gemini_temperature: float | None = Field(default=None, ge=0, le=2)
+    gemini_top_p: float | None = Field(default=None, ge=0, le=1)
+    gemini_top_k: int | None = Field(default=None, ge=1)
+    gemini_max_output_tokens: int | None = Field(default=None, ge=1)
 
     tts_voice: Literal["alloy", "echo", "fable", "onyx", "nova", "shimmer"] = "alloy"
     stun_server_url: str = "stun:stun.l.google.com:19302"
@@ -50,6 +56,17 @@ class Settings(BaseSettings):
     cors_origin: str = "*"
     redis_url: str | None = None
     auth_secret: str | None = None
+    jwt_secret_key: str | None = None  # the counseling backend's name of AUTH_SECRET
+    admin_token: str | None = None  # a static bearer token for the admin routes and /admin
+    admin_sample_seconds: float = Field(default=15, gt=0)  # the console's chart resolution
+    # privacy: messages, calls and exchanges older than this are deleted (unset: kept forever)
+    retention_days: float | None = Field(default=None, gt=0)
+    retention_interval_minutes: float = Field(default=60, gt=0)
+    retention_batch_rows: int = Field(default=500, ge=1, le=10_000)
+    # spend limits (counted in Redis with REDIS_URL, else per process)
+    max_calls_per_hour: int = Field(default=30, ge=1)  # calls placed per user (or IP)
+    max_process_per_minute: int = Field(default=20, ge=1)  # conversation/process per user
+    max_voice_turns_per_minute: int = Field(default=20, ge=1)  # answered utterances per call
     # `websocket` alone needs no sticky sessions behind a load balancer; both is the default
     socketio_transports: str = "polling,websocket"
     max_payload_bytes: int = Field(default=1_000_000, ge=1024)  # one event, frame or body
@@ -75,6 +92,12 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _derive(self) -> Settings:
+        if self.jwt_secret_key:
+            if self.auth_secret and self.auth_secret != self.jwt_secret_key:
+                raise ValueError(
+                    "AUTH_SECRET and JWT_SECRET_KEY are both set and differ: set one of them"
+                )
+            self.auth_secret = self.jwt_secret_key
         if not self.database_url:
             if self.db_host:
                 password = quote(self.db_password, safe="")
@@ -84,6 +107,11 @@ class Settings(BaseSettings):
                 )
             else:
                 self.database_url = f"sqlite://{DEFAULT_SQLITE_PATH}"
+        scheme = self.database_url.split("://", 1)[0] if "://" in self.database_url else ""
+        if scheme not in DATABASE_SCHEMES:
+            raise ValueError(
+                "DATABASE_URL must start with sqlite://, mysql://, postgres:// or postgresql://"
+            )
         if self.ai_provider is None:
             if self.openai_api_key:
                 self.ai_provider = "openai"

@@ -1,5 +1,8 @@
 """The database: Tortoise set-up, idempotent schema, health, and what counts as an outage.
 
+Three databases: SQLite (the default), MySQL/MariaDB (`mysql://`, aiomysql) and PostgreSQL
+(`postgres://` or `postgresql://`, asyncpg), all through Tortoise.
+
 An outage heals by itself: aiomysql's pool drops connections the server closed (a restart)
 before handing one out, and opens new ones on demand, so requests fail while the database
 is away and succeed again as soon as it is back, with no restart of this process.
@@ -15,6 +18,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import asyncpg
 from pymysql import err as mysql_errors
 from tortoise import Tortoise
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -35,14 +39,44 @@ DB_UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     # the driver's own, where Tortoise does not translate them (a transaction's commit)
     mysql_errors.OperationalError,
     mysql_errors.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,  # a pool or connection that is closing
+    asyncpg.exceptions.OperatorInterventionError,  # the server shutting down, admin shutdown
     ConnectionError,
     OSError,  # TimeoutError included
 )
 # A database host that does not answer at all (not even a refusal) fails a request within
 # seconds instead of the minutes of TCP's own connect timeout.
 MYSQL_CONNECT_TIMEOUT_SECONDS = 5
+POSTGRES_CONNECT_TIMEOUT_SECONDS = 5
 PING_TIMEOUT_SECONDS = 5.0
 DEFAULT_QUERY_TIMEOUT_SECONDS = 5.0  # `DB_QUERY_TIMEOUT_SECONDS`
+
+
+class DatabaseUnreachable(ConnectionError):
+    """The database of DATABASE_URL could not be reached or entered at start-up: the message
+    names the host, port and database and the driver's reason, never the password."""
+
+
+def describe(url: str) -> str:
+    """`mysql 127.0.0.1:3306/mobok` (or the SQLite file): where, without the credentials."""
+    parts = urlsplit(normalized(url))
+    if parts.scheme == "sqlite":
+        return f"sqlite {url.removeprefix('sqlite://')}"
+    default_port = 5432 if parts.scheme == "postgres" else 3306
+    return f"{parts.scheme} {parts.hostname}:{parts.port or default_port}{parts.path}"
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's words: pymysql's `(2003, "Can't connect ...")` as its text, and the OS's
+    reason (refused, timed out, name unknown) when the driver wraps it."""
+    args = exc.args
+    text = str(args[1]) if len(args) == 2 and isinstance(args[0], int) else str(exc)
+    text = text or type(exc).__name__
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and str(cause) and str(cause) not in text:
+        text = f"{text} ({cause})"
+    return text
 
 
 def redact(url: str) -> str:
@@ -84,8 +118,44 @@ async def _create_mysql_database(url: str) -> None:
         conn.close()
 
 
+async def _create_postgres_database(url: str) -> None:
+    """Like MySQL, a PostgreSQL database named by the URL is made when it is not there (the
+    user must be allowed to; an operator's existing database is only looked up)."""
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    if not name.replace("_", "").isalnum():
+        raise ValueError(f"unsupported PostgreSQL database name: {name!r}")
+    conn = await asyncpg.connect(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 5432,
+        user=unquote(parts.username or "postgres"),
+        password=unquote(parts.password or "") or None,
+        database="postgres",
+        timeout=POSTGRES_CONNECT_TIMEOUT_SECONDS,
+    )
+    try:
+        if await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name) is None:
+            try:
+                await conn.execute(f'CREATE DATABASE "{name}"')
+            except asyncpg.DuplicateDatabaseError:
+                pass  # another instance made it first
+    finally:
+        await conn.close()
+
+
+def normalized(url: str) -> str:
+    """`postgresql://` (libpq's spelling) is `postgres://` here."""
+    if url.startswith("postgresql://"):
+        return "postgres://" + url.removeprefix("postgresql://")
+    return url
+
+
 def _with_driver_options(url: str) -> str:
-    """MySQL options this server relies on, unless the URL sets them itself."""
+    """Driver options this server relies on, unless the URL sets them itself."""
+    if url.startswith("postgres://"):
+        if "timeout=" not in url:
+            url += ("&" if "?" in url else "?") + f"timeout={POSTGRES_CONNECT_TIMEOUT_SECONDS}"
+        return url
     if not url.startswith("mysql://"):
         return url
     for option in ("charset=utf8mb4", f"connect_timeout={MYSQL_CONNECT_TIMEOUT_SECONDS}"):
@@ -97,8 +167,22 @@ def _with_driver_options(url: str) -> str:
 async def init_db(url: str, query_timeout: float = DEFAULT_QUERY_TIMEOUT_SECONDS) -> None:
     """Connect and create missing tables; safe to run on every start and on many instances.
     Every statement must finish within `query_timeout` seconds (`server.db_clients`)."""
+    url = normalized(url)
+    try:
+        await _connect(url, query_timeout)
+    except (*DB_UNAVAILABLE_ERRORS, asyncpg.PostgresError, mysql_errors.Error, ValueError) as exc:
+        await Tortoise.close_connections()
+        raise DatabaseUnreachable(
+            f"cannot use the database {describe(url)}: {_reason(exc)}"
+        ) from exc
+    log.info("database ready", extra={"db": redact(url)})
+
+
+async def _connect(url: str, query_timeout: float) -> None:
     if url.startswith("mysql://"):
         await _create_mysql_database(url)
+    elif url.startswith("postgres://"):
+        await _create_postgres_database(url)
     elif url.startswith("sqlite://") and url != "sqlite://:memory:":
         Path(url.removeprefix("sqlite://")).parent.mkdir(parents=True, exist_ok=True)
     global _connection_name
@@ -119,7 +203,6 @@ async def init_db(url: str, query_timeout: float = DEFAULT_QUERY_TIMEOUT_SECONDS
     # fallback lets every task see the initialised ORM.
     await Tortoise.init(config=config, _enable_global_fallback=True)
     await _create_missing_tables()
-    log.info("database ready", extra={"db": redact(url)})
 
 
 async def _create_missing_tables() -> None:
@@ -129,6 +212,11 @@ async def _create_missing_tables() -> None:
         _, rows = await conn.execute_query(
             "SELECT table_name AS name FROM information_schema.tables "
             "WHERE table_schema = DATABASE()"
+        )
+    elif conn.capabilities.dialect == "postgres":
+        _, rows = await conn.execute_query(
+            "SELECT table_name AS name FROM information_schema.tables "
+            "WHERE table_schema = current_schema()"
         )
     else:
         _, rows = await conn.execute_query("SELECT name FROM sqlite_master WHERE type='table'")

@@ -60,5 +60,5 @@ def configure_logging(level: str = "INFO") -> None:
     for noisy in ("engineio.server", "socketio.server", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # SQL parameters hold whole user messages: never below INFO
-    for sql in ("tortoise", "aiosqlite", "aiomysql"):
+    for sql in ("tortoise", "aiosqlite", "aiomysql", "asyncpg"):
         logging.getLogger(sql).setLevel(max(root.level, logging.INFO))

@@ -72,3 +72,17 @@ def delegation_done(task: str, result: str) -> str:
 
 def delegation_failed(task: str) -> str:
     return f"맡기신 작업을 끝내지 못했습니다: {task}. 잠시 후 다시 맡겨 주세요."
+
+
+# Administrators (privacy routes, /admin; docs/operations.md)
+ADMIN_REQUIRED = "관리자 권한이 필요합니다"
+ADMIN_LOOPBACK_ONLY = (
+    "관리자 기능은 서버와 같은 컴퓨터에서만 열 수 있습니다 "
+    "(ADMIN_TOKEN 또는 AUTH_SECRET을 설정하세요)"
+)
+ADMIN_TOKEN_MISSING = "토큰을 입력하세요"
+MESSAGE_NOT_FOUND = "메시지를 찾을 수 없습니다"  # `before` of the messages route names none
+
+
+def method_not_allowed(method: str) -> str:
+    return f"허용되지 않는 메서드입니다: {method[:20]}"

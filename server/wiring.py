@@ -26,6 +26,8 @@ from namespaces.counseling_ws import CounselingEndpoint
 from namespaces.room_ws import RoomEndpoint
 from namespaces.signaling import SignalingNamespace
 from server import db, korean
+from server.admin.retention import retention_task
+from server.admin.samples import metrics_history
 from server.agents.config import AgentDirectory
 from server.agents.connections import ConnectionRegistry
 from server.agents.delegation import Delegations
@@ -37,6 +39,7 @@ from server.ai.factory import create_llm, create_speech
 from server.ai.prompts import WELFARE_CHAT_SYSTEM_PROMPT
 from server.auth import weak_secret
 from server.calls.conversation import VoiceConversation
+from server.calls.limits import spend_limits
 from server.calls.sentiment import SentimentAnalyzer
 from server.calls.service import CallService
 from server.chat.history import HistoryStore
@@ -72,10 +75,12 @@ from server.keys import (
     VOICE_CONVERSATION,
 )
 from server.metrics import add_metrics_route
+from server.rest.admin import add_admin_console
 from server.rest.agents import add_agent_routes
 from server.rest.calls import add_call_routes
 from server.rest.chat import add_chat_routes
-from server.rest.openapi import ApiRegistry, add_docs_routes
+from server.rest.openapi import ApiRegistry, add_docs_routes, answer_wrong_methods
+from server.rest.privacy import SESSION_EVICTOR, add_privacy_routes
 from server.rest.rooms import add_room_routes
 from server.rooms import RoomService, open_room_log
 from server.rooms.registry import ClusterRoomRegistry, RoomRegistry
@@ -334,6 +339,9 @@ RESOURCES: list[Resource] = [
     _llm,
     _chat_core,
     _reaper,
+    retention_task,  # RETENTION_DAYS (docs/operations.md)
+    spend_limits,  # MAX_CALLS_PER_HOUR, MAX_PROCESS_PER_MINUTE
+    metrics_history,  # the admin console's last hour
     _calls,
     _voice,
     _agents,
@@ -354,12 +362,16 @@ def wire(app: web.Application, api: ApiRegistry) -> None:
     add_agent_routes(app, api, AGENT_CHAT)
     app.router.add_get("/v1/session/chat", rooms.handle)
     add_room_routes(app, api)
+    add_privacy_routes(app, api)  # admin: lists, export, erase (docs/operations.md)
+    app[SESSION_EVICTOR] = app[CHAT_NAMESPACE]  # a deleted session's sockets are told
+    add_admin_console(app, api)  # /admin
     # every path under /ws/session/ reaches it: a bad id is told in a frame, not a bare 404
     app.router.add_get(COUNSELING_PATH, counseling.handle)
     add_docs_routes(app, api)
     add_metrics_route(app)
     # after `/chat`'s own graceful shutdown (the app factory's), in this order
     _allow_cors(app, app[SETTINGS])
+    answer_wrong_methods(app, api)  # after CORS: its preflight routes match first
     _add_pages(app, PUBLIC_DIR)
     app.on_shutdown.extend([agents.close_all, rooms.close_all, counseling.close_all])
 

@@ -20,8 +20,11 @@ from tests.support.fakes.openai_server import FakeOpenAI, running_fake_openai
 
 IN_CI = os.environ.get("CI") == "true"
 MYSQL_SERVER_URL = os.environ.get("TEST_MYSQL_URL", "mysql://root:@127.0.0.1:3306")
-# Every MySQL database a test makes is named with this prefix and a random part, and dropped
-# after. A CI run gives its own prefix (`.ci/run`), so its cleanup drops its own run's only.
+POSTGRES_SERVER_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
+DATABASE_BACKENDS = ["sqlite", "mysql", "postgres"]
+# Every MySQL or PostgreSQL database a test makes is named with this prefix and a random
+# part, and dropped after. A CI run gives its own prefix (`.ci/run`), so its cleanup drops
+# its own run's only.
 DB_PREFIX = os.environ.get("TEST_DB_PREFIX", "mobok_test_")
 if not DB_PREFIX.replace("_", "").isalnum() or len(DB_PREFIX) > 40:
     raise ValueError(f"TEST_DB_PREFIX must be letters, digits and _ (40 at most): {DB_PREFIX!r}")
@@ -65,6 +68,11 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "gemini_api_key": None,
         "redis_url": None,
         "auth_secret": None,
+        "jwt_secret_key": None,
+        "admin_token": None,
+        # the spend limits have tests of their own (test_limits.py); others place many calls
+        "max_calls_per_hour": 100_000,
+        "max_process_per_minute": 100_000,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
@@ -116,20 +124,56 @@ async def _drop_mysql_database(name: str) -> None:
         conn.close()
 
 
+async def _postgres_admin() -> Any:
+    """A connection to the PostgreSQL server's `postgres` database, or None."""
+    import asyncpg
+
+    parts = urlsplit(POSTGRES_SERVER_URL)
+    try:
+        return await asyncpg.connect(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 5432,
+            user=parts.username or "postgres",
+            password=parts.password or None,
+            database="postgres",
+            timeout=3,
+        )
+    except Exception:
+        return None
+
+
+async def _drop_postgres_database(name: str) -> None:
+    conn = await _postgres_admin()
+    assert conn is not None, f"PostgreSQL went away at {POSTGRES_SERVER_URL}"
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
 @asynccontextmanager
 async def fresh_database(backend: str, tmp_path: Path) -> AsyncIterator[str]:
     if backend == "sqlite":
         yield f"sqlite://{tmp_path / 'test.sqlite3'}"
         return
-    require(await _mysql_reachable(), f"MySQL not reachable at {MYSQL_SERVER_URL}")
     name = f"{DB_PREFIX}{uuid.uuid4().hex[:10]}"
+    if backend == "postgres":
+        admin = await _postgres_admin()
+        require(admin is not None, f"PostgreSQL not reachable at {POSTGRES_SERVER_URL}")
+        await admin.close()
+        try:  # the server makes the database on its first start, as in production
+            yield f"{POSTGRES_SERVER_URL.rstrip('/')}/{name}"
+        finally:
+            await _drop_postgres_database(name)
+        return
+    require(await _mysql_reachable(), f"MySQL not reachable at {MYSQL_SERVER_URL}")
     try:
         yield f"{MYSQL_SERVER_URL.rstrip('/')}/{name}"
     finally:
         await _drop_mysql_database(name)
 
 
-@pytest.fixture(params=["sqlite", "mysql"])
+@pytest.fixture(params=DATABASE_BACKENDS)
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """A fresh, empty database on each backend."""
     async with fresh_database(request.param, tmp_path) as url:
@@ -151,7 +195,7 @@ async def server(sqlite_url: str) -> AsyncIterator[LiveServer]:
 
 @pytest.fixture
 async def any_server(database_url: str) -> AsyncIterator[LiveServer]:
-    """The app on each database backend (SQLite, then MySQL)."""
+    """The app on each database backend (SQLite, MySQL, PostgreSQL)."""
     async with serve(make_settings(database_url)) as live:
         yield live
 
@@ -161,3 +205,16 @@ async def fake_openai() -> AsyncIterator[FakeOpenAI]:
     """A local fake of the OpenAI HTTP API (`tests/support/fakes/openai_server.py`)."""
     async with running_fake_openai() as fake:
         yield fake
+
+
+async def postgres_columns(table: str) -> dict[str, tuple[str, int | None, str]]:
+    """`{column: (data_type, character_maximum_length, is_nullable)}` of a PostgreSQL table."""
+    from server import db
+
+    _, rows = await db.connection().execute_query(
+        "SELECT column_name AS c, data_type AS d, character_maximum_length AS n, "
+        "is_nullable AS nullable FROM information_schema.columns "
+        "WHERE table_schema = current_schema() AND table_name = $1",
+        [table],
+    )
+    return {r["c"]: (r["d"], r["n"], r["nullable"]) for r in rows}

@@ -410,10 +410,13 @@ async def test_an_existing_database_gains_only_the_new_table(database_url: str) 
 
 async def _columns(table: str) -> set[str]:
     conn = db.connection()
-    if conn.capabilities.dialect == "mysql":
+    dialect = conn.capabilities.dialect
+    if dialect in ("mysql", "postgres"):
+        schema = "DATABASE()" if dialect == "mysql" else "current_schema()"
         _, rows = await conn.execute_query(
             "SELECT column_name AS name FROM information_schema.columns "
-            "WHERE table_schema = DATABASE() AND table_name = %s",
+            f"WHERE table_schema = {schema} AND table_name = "
+            + ("%s" if dialect == "mysql" else "$1"),
             [table],
         )
     else:

@@ -166,6 +166,13 @@ async def test_the_page_calls_the_ai_hears_the_greeting_and_gets_answers(
     await page.click("#endCall")
     await expect(page.locator("#callStatus")).to_have_text("종료됨", timeout=WAIT_MS)
     assert (await Call.get(id=call_id)).status == "ENDED"
+    # a finished call: media closed, the audio element let go, a closing note, no error line
+    await expect(page.locator("#transcript .note").last).to_have_text("통화를 종료했습니다")
+    await expect(page.locator("#mediaState")).to_have_text("닫힘")
+    await expect(page.locator("#micState")).to_have_text("꺼짐")
+    assert await page.evaluate("document.getElementById('remoteAudio').srcObject") is None
+    assert await page.locator("#error").inner_text() == ""
+    assert "끊어졌습니다" not in await page.locator("#transcript").inner_text()
     assert errors == []
 
 

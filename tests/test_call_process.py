@@ -196,9 +196,10 @@ async def test_process_refuses_bad_requests(
         assert await process(http, wav, call["id"]) == (400, error("잘못된 요청입니다: audio"))
         monkeypatch.undo()
 
+        # not an audio file at all: the client's mistake, said before any speech work
         assert await process(http, b"not audio" * 50, call["id"]) == (
-            502,
-            error("음성 처리에 실패했습니다"),
+            400,
+            error("잘못된 요청입니다: audio"),
         )
         assert await process(http, silence_wav(), call["id"]) == (
             422,

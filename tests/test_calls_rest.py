@@ -17,7 +17,7 @@ from server import db
 from server.calls.errors import IllegalTransition
 from server.calls.status import ALLOWED, CallStatus
 from server.keys import CALLS
-from tests.conftest import LiveServer, make_settings, serve
+from tests.conftest import LiveServer, make_settings, postgres_columns, serve
 
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 NOT_FOUND = {"success": False, "error": {"message": "통화를 찾을 수 없습니다"}}
@@ -97,7 +97,8 @@ async def test_place_and_get_a_call(any_server: LiveServer) -> None:
         assert uuid.UUID(call["sessionId"]).version == 4
         assert ISO_MS.match(call["createdAt"])
         status, answer = await call_json(http, "GET", f"/api/v1/calls/{call['id']}")
-        assert status == 200 and answer == {"success": True, "data": {"call": call}}
+        assert status == 200
+        assert answer == {"success": True, "data": {"call": call, "transcript": []}}
 
         other = await place_call(http, callerNumber="02 123 4567", receiverNumber="0311234567")
         assert other["callerNumber"] == "021234567" and other["receiverNumber"] == "0311234567"
@@ -105,7 +106,7 @@ async def test_place_and_get_a_call(any_server: LiveServer) -> None:
 
         # the call's session exists: its transcript is served by the chat REST route
         path = f"/api/v1/chat/sessions/{call['sessionId']}/messages"
-        assert await call_json(http, "GET", path) == (200, {"messages": []})
+        assert await call_json(http, "GET", path) == (200, {"messages": [], "next": None})
 
         for unknown in ("no-such-call", str(uuid.uuid4()), "x" * 300):
             assert await call_json(http, "GET", f"/api/v1/calls/{unknown}") == (404, NOT_FOUND)
@@ -188,7 +189,7 @@ async def test_a_call_from_ringing_to_ended(any_server: LiveServer) -> None:
         assert ended == ["ENDED"]
         assert await call_json(http, "GET", path) == (
             200,
-            {"success": True, "data": {"call": done}},
+            {"success": True, "data": {"call": done, "transcript": []}},
         )
 
 
@@ -337,6 +338,9 @@ async def test_calls_table_columns(any_server: LiveServer) -> None:
     if any_server.settings.database_url.startswith("sqlite"):
         _, rows = await conn.execute_query("PRAGMA table_info(calls)")
         assert {r["name"] for r in rows} == set(MYSQL_CALL_COLUMNS)
+        return
+    if conn.capabilities.dialect == "postgres":  # types: tests/test_postgres.py
+        assert set(await postgres_columns("calls")) == set(MYSQL_CALL_COLUMNS)
         return
     _, rows = await conn.execute_query(
         "SELECT column_name AS c, data_type AS d, character_maximum_length AS n, "

@@ -85,7 +85,7 @@ async def test_openapi_document_and_swagger_ui(server: LiveServer) -> None:
         assert doc["openapi"].startswith("3.")
         route = doc["paths"]["/api/v1/chat/sessions/{sessionId}/messages"]["get"]
         assert route["tags"] == ["chat"]
-        assert set(route["responses"]) == {"200", "404"}
+        assert set(route["responses"]) == {"200", "400", "404"}
         assert "/api/v1/health" in doc["paths"]
         async with http.get(f"{server.url}/api/docs") as resp:
             page = await resp.text()

@@ -19,7 +19,7 @@ from models.rooms import RoomMessage
 from server import db
 from server.ai.base import LLMEvent, PromptMessage, ProviderError, TextDelta, ToolSpec
 from server.keys import ROOMS
-from tests.conftest import LiveServer, make_settings, require, serve
+from tests.conftest import LiveServer, make_settings, postgres_columns, require, serve
 
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -329,6 +329,15 @@ async def test_room_messages_table(any_server: LiveServer) -> None:
     if any_server.settings.database_url.startswith("sqlite"):
         _, rows = await conn.execute_query("PRAGMA table_info(room_messages)")
         assert {r["name"] for r in rows} == {
+            "id",
+            "session_id",
+            "participant",
+            "body",
+            "created_at",
+        }
+        return
+    if conn.capabilities.dialect == "postgres":  # types: tests/test_postgres.py
+        assert set(await postgres_columns("room_messages")) == {
             "id",
             "session_id",
             "participant",

@@ -14,6 +14,7 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from models import ChatMessage
+from server.ai.audio import wav_bytes
 from server.config import Settings
 from server.keys import VOICE_CONVERSATION
 from server.safety.replies import CRISIS_INSTRUCTION, REQUIRED_LINES
@@ -359,7 +360,9 @@ async def test_process_answers_a_transcript_at_risk_with_the_lines(sqlite_url: s
             call = await place_call(live)
             before = await flags(live, "/api/v1/calls/conversation/process")
             form = aiohttp.FormData()
-            form.add_field("audio", b"RIFF0000WAVE", filename="turn.wav", content_type="audio/wav")
+            # a real (silent) WAV: an upload that is not audio at all is refused with 400
+            silence = wav_bytes(b"\0\0" * 1600, 16_000)
+            form.add_field("audio", silence, filename="turn.wav", content_type="audio/wav")
             form.add_field("callId", call["id"])
             async with aiohttp.ClientSession(base_url=live.url) as http:
                 async with http.post("/api/v1/calls/conversation/process", data=form) as resp:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from server import db
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, postgres_columns
 
 MYSQL_COLUMNS = {
     "chat_sessions": {
@@ -34,6 +34,10 @@ async def test_columns_and_types(any_server: LiveServer) -> None:
         for table, columns in MYSQL_COLUMNS.items():
             _, rows = await conn.execute_query(f"PRAGMA table_info({table})")
             assert {r["name"] for r in rows} == set(columns)
+        return
+    if conn.capabilities.dialect == "postgres":  # types: tests/test_postgres.py
+        for table, columns in MYSQL_COLUMNS.items():
+            assert set(await postgres_columns(table)) == set(columns)
         return
     _, rows = await conn.execute_query(
         "SELECT table_name AS t, column_name AS c, data_type AS d, "

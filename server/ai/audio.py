@@ -23,6 +23,16 @@ def wav_bytes(pcm: bytes, sample_rate: int = 16000, channels: int = 1) -> bytes:
     return out.getvalue()
 
 
+def has_audio_stream(audio: bytes) -> bool:
+    """Whether FFmpeg reads `audio` as a file with an audio stream (its header only, no
+    decoding: cheap). CPU and I/O on a buffer: call it in a thread."""
+    try:
+        with av.open(io.BytesIO(audio), mode="r") as container:
+            return bool(container.streams.audio)
+    except (av.FFmpegError, ValueError, OSError):
+        return False
+
+
 def decode_to_pcm(audio: bytes, sample_rate: int = 16000) -> bytes:
     """Any audio file PyAV reads (wav, webm/opus, mp3, ogg) as mono s16 PCM at `sample_rate`.
 

@@ -29,12 +29,19 @@ def create_llm(
         )
     if chosen == "gemini" and settings.gemini_api_key:
         from server.ai.gemini import GeminiLLM
+        from server.ai.gemini.llm import Generation
 
         return GeminiLLM(
             api_key=settings.gemini_api_key,
             model=model or settings.gemini_model,
             base_url=settings.gemini_base_url,
             timeout=settings.ai_timeout_seconds,
+            generation=Generation(
+                temperature=settings.gemini_temperature,
+                top_p=settings.gemini_top_p,
+                top_k=settings.gemini_top_k,
+                max_output_tokens=settings.gemini_max_output_tokens,
+            ),
         )
     if chosen != "local":
         log.warning("no API key for the %s provider: answering with the local one", chosen)

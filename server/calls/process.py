@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+from server.ai.audio import has_audio_stream
 from server.ai.speech import Speech, SpeechError
 from server.calls.conversation import VoiceConversation
 from server.calls.errors import CallFinished, NothingHeard, SpeechFailed
@@ -20,6 +21,7 @@ from server.calls.sentiment import Sentiment, SentimentAnalyzer
 from server.calls.service import CallService
 from server.calls.status import FINAL
 from server.chat import clock
+from server.errors import InvalidField
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,8 @@ class ConversationProcessor:
         call = await self.calls.get(call_id)
         if call.status in FINAL:
             raise CallFinished()
+        if not await asyncio.to_thread(has_audio_stream, audio):  # a picture, text, junk
+            raise InvalidField("audio")
         try:
             transcript = await self.speech.stt.transcribe(audio, filename=filename)
         except SpeechError as exc:

@@ -13,6 +13,7 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from server.chat.batch import Batcher, gate_for
+from server.sql import for_dialect, typed
 
 Row = Sequence[Any]  # the values of `COLUMNS`, in order
 COLUMNS = (
@@ -25,6 +26,8 @@ COLUMNS = (
     "created_at",
     "updated_at",
 )
+# the column types, for PostgreSQL's casts of `INSERT ... SELECT` parameters
+_TYPES = ["varchar", "varchar", "varchar", "varchar", "text", "jsonb", "timestamptz", "timestamptz"]
 _INSERT = f"INSERT INTO chat_messages ({', '.join(COLUMNS)})"
 SELECTED = "id, session_id, sender, message_type, content, metadata, created_at"
 
@@ -32,16 +35,15 @@ SELECTED = "id, session_id, sender, message_type, content, metadata, created_at"
 class MessageTable:
     def __init__(self, conn: BaseDBAsyncClient) -> None:
         self.conn = conn
-        p = "%s" if conn.capabilities.dialect == "mysql" else "?"
-        self._p = p
-        self._values = "(" + ", ".join([p] * len(COLUMNS)) + ")"
+        self.dialect = conn.capabilities.dialect
+        self._values = "(" + ", ".join(["?"] * len(COLUMNS)) + ")"
         self._if_active = (
-            f"SELECT {', '.join([p] * len(COLUMNS))} "
-            f"FROM chat_sessions WHERE session_id = {p} AND is_active = 1"
+            f"SELECT {typed(self.dialect, _TYPES)} "
+            "FROM chat_sessions WHERE session_id = ? AND is_active"
         )
-        self._recent = (
-            f"SELECT {SELECTED} FROM chat_messages WHERE session_id = {p} "
-            f"ORDER BY created_at DESC LIMIT {p}"
+        self._recent = self._sql(
+            f"SELECT {SELECTED} FROM chat_messages WHERE session_id = ? "
+            "ORDER BY created_at DESC LIMIT ?"
         )
         self.gate = gate_for(conn)
         self._inserts: Batcher[Row, None] = Batcher(self._insert_many, self.gate)
@@ -69,30 +71,33 @@ class MessageTable:
 
     async def _insert_many(self, rows: Sequence[Row]) -> list[None]:
         values = ", ".join([self._values] * len(rows))
-        await self.conn.execute_query(f"{_INSERT} VALUES {values}", _flat(rows))
+        await self.conn.execute_query(self._sql(f"{_INSERT} VALUES {values}"), _flat(rows))
         return [None] * len(rows)
 
     async def _insert_if_active_many(self, items: Sequence[tuple[Row, str]]) -> list[bool]:
         selects = " UNION ALL ".join([self._if_active] * len(items))
         params = [v for row, session_id in items for v in (*row, session_id)]
-        inserted, _ = await self.conn.execute_query(f"{_INSERT} {selects}", params)
+        inserted, _ = await self.conn.execute_query(self._sql(f"{_INSERT} {selects}"), params)
+        # (asyncpg's INSERT status reads as 0 rows through Tortoise: the look-up below decides)
         if inserted == len(items):
             return [True] * len(items)
         # some sessions were not active: which rows went in?
         ids = [row[0] for row, _ in items]
-        marks = ", ".join([self._p] * len(ids))
+        marks = ", ".join(["?"] * len(ids))
         _, found = await self.conn.execute_query(
-            f"SELECT id FROM chat_messages WHERE id IN ({marks})", ids
+            self._sql(f"SELECT id FROM chat_messages WHERE id IN ({marks})"), ids
         )
         stored = {r["id"] for r in found}
         return [row[0] in stored for row, _ in items]
 
     async def _count_many(self, session_ids: Sequence[str]) -> list[int]:
         unique = list(dict.fromkeys(session_ids))
-        marks = ", ".join([self._p] * len(unique))
+        marks = ", ".join(["?"] * len(unique))
         _, rows = await self.conn.execute_query(
-            "SELECT session_id, COUNT(*) AS n FROM chat_messages "
-            f"WHERE session_id IN ({marks}) GROUP BY session_id",
+            self._sql(
+                "SELECT session_id, COUNT(*) AS n FROM chat_messages "
+                f"WHERE session_id IN ({marks}) GROUP BY session_id"
+            ),
             unique,
         )
         counts = {r["session_id"]: int(r["n"]) for r in rows}
@@ -103,9 +108,12 @@ class MessageTable:
 
     async def _count_one(self, session_id: str) -> int:
         _, rows = await self.conn.execute_query(
-            f"SELECT COUNT(*) AS n FROM chat_messages WHERE session_id = {self._p}", [session_id]
+            self._sql("SELECT COUNT(*) AS n FROM chat_messages WHERE session_id = ?"), [session_id]
         )
         return int(rows[0]["n"])
+
+    def _sql(self, sql: str) -> str:
+        return for_dialect(sql, self.dialect)
 
 
 def _flat(rows: Sequence[Row]) -> list[Any]:

@@ -17,6 +17,7 @@ from models import ChatSession
 from server.chat import clock
 from server.chat.batch import Batcher, gate_for
 from server.errors import ChatError
+from server.sql import for_dialect
 from server.texts import SESSION_FORBIDDEN, SESSION_NOT_FOUND
 
 _SESSION_ID_LENGTH = 255  # `chat_sessions.session_id`
@@ -104,10 +105,17 @@ class ChatSessionService:
         ids = list(session_ids)
         if not ids:
             return set()
-        rows = await ChatSession.filter(session_id__in=ids, is_active=False).values_list(
-            "session_id", flat=True
-        )
-        ended = {str(session_id) for session_id in rows}
+        rows = await ChatSession.filter(session_id__in=ids).values_list("session_id", "is_active")
+        found = {str(session_id): bool(is_active) for session_id, is_active in rows}
+        ended = {s for s in ids if found.get(s) is False}
+        for session_id in set(ids) - found.keys():
+            # deleted (privacy routes, retention), or spelt otherwise by a collation that
+            # ignores case or trailing spaces (MySQL): asked on its own
+            state = await ChatSession.filter(session_id=session_id).values_list(
+                "is_active", flat=True
+            )
+            if not any(state):
+                ended.add(session_id)
         for session_id in ended:
             self._last_touch.pop(session_id, None)
         return ended
@@ -125,17 +133,20 @@ class _SessionInserts:
 
     def __init__(self, conn: BaseDBAsyncClient) -> None:
         self.conn = conn
-        p = "%s" if conn.capabilities.dialect == "mysql" else "?"
-        self._row = "(" + ", ".join([p] * 7) + ")"
+        self.dialect = conn.capabilities.dialect
+        self._row = "(" + ", ".join(["?"] * 7) + ")"
         self._batcher: Batcher[Sequence[Any], None] = Batcher(self._insert_many, gate_for(conn))
 
     async def add(self, user_id: str, session_id: str, now: datetime) -> None:
-        await self._batcher.submit((str(uuid.uuid4()), user_id, session_id, 1, now, now, now))
+        await self._batcher.submit((str(uuid.uuid4()), user_id, session_id, True, now, now, now))
 
     async def _insert_many(self, rows: Sequence[Sequence[Any]]) -> list[None]:
-        await self.conn.execute_query(
+        sql = (
             "INSERT INTO chat_sessions (id, user_id, session_id, is_active, last_activity, "
-            f"created_at, updated_at) VALUES {', '.join([self._row] * len(rows))}",
+            f"created_at, updated_at) VALUES {', '.join([self._row] * len(rows))}"
+        )
+        await self.conn.execute_query(
+            for_dialect(sql, self.dialect),
             [v for row in rows for v in row],
         )
         return [None] * len(rows)

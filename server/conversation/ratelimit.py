@@ -83,5 +83,9 @@ class RedisRateLimiter:
         """Nothing to do: Redis expires a key one window after its last hit."""
 
 
-def make_limiter(redis: Redis | None, limit: int, scope: str) -> Limiter:
-    return RedisRateLimiter(redis, limit, scope) if redis is not None else RateLimiter(limit)
+def make_limiter(
+    redis: Redis | None, limit: int, scope: str, window_seconds: float = 60.0
+) -> Limiter:
+    if redis is not None:
+        return RedisRateLimiter(redis, limit, scope, window_seconds)
+    return RateLimiter(limit, window_seconds)

@@ -12,6 +12,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel, ValidationError
 
 from models.calls import Call
+from server.admin.privacy import transcript
 from server.ai.audio import upload_filename
 from server.auth import Refused, request_grant
 from server.calls.errors import (
@@ -21,6 +22,7 @@ from server.calls.errors import (
     NothingHeard,
     SpeechFailed,
 )
+from server.calls.limits import SPEND_LIMITS, SpendLimited, client_key
 from server.calls.process import ConversationProcessor
 from server.calls.rtc import rtc_configuration
 from server.chat import clock
@@ -47,27 +49,29 @@ _STATUS_OF_ERROR: list[tuple[type[ChatError], int]] = [
     (CallFinished, 409),
     (NothingHeard, 422),
     (SpeechFailed, 502),
+    (SpendLimited, 429),
 ]
 
 
 def add_call_routes(app: web.Application, api: ApiRegistry) -> None:
     auth = auth_responses(app, schema.CallErrorResponse)  # with AUTH_SECRET
-    errors: dict[int, type[BaseModel]] = {
+    errors: dict[int, type[BaseModel] | None] = {
         400: schema.CallErrorResponse,
         404: schema.CallErrorResponse,
         **auth,
     }
-    conflict: dict[int, type[BaseModel]] = {**errors, 409: schema.CallErrorResponse}
+    conflict: dict[int, type[BaseModel] | None] = {**errors, 409: schema.CallErrorResponse}
     routes: list[tuple[Operation, DataHandler]] = [
         # `config` before `{callId}`: the first route that matches wins
         (Operation("GET", "/api/v1/calls/config", "calls", "WebRTC configuration",
                    {200: schema.RtcConfigResponse}), config),
         (Operation("POST", "/api/v1/calls", "calls", "Place a call (status RINGING)",
-                   {201: schema.CallResponse, **errors}, body=schema.CreateCallBody), create),
+                   {201: schema.CallResponse, **errors, 429: schema.CallErrorResponse},
+                   body=schema.CreateCallBody), create),
         (Operation("POST", "/api/v1/calls/conversation/process", "calls",
                    "One spoken turn: audio -> transcript -> answer -> speech",
                    {200: schema.ProcessedResponse, **conflict, 422: schema.CallErrorResponse,
-                    502: schema.CallErrorResponse},
+                    429: schema.CallErrorResponse, 502: schema.CallErrorResponse},
                    body=schema.ProcessConversationForm,
                    body_content_type="multipart/form-data"), process),
         (Operation("POST", "/api/v1/calls/{callId}/connect", "calls", "Connect (CONNECTING)",
@@ -75,8 +79,9 @@ def add_call_routes(app: web.Application, api: ApiRegistry) -> None:
         (Operation("POST", "/api/v1/calls/{callId}/end", "calls",
                    "End a call in progress (ENDED, with endedAt and duration)",
                    {200: schema.CallResponse, **conflict}), end),
-        (Operation("GET", "/api/v1/calls/{callId}", "calls", "A call",
-                   {200: schema.CallResponse, 404: schema.CallErrorResponse, **auth}), get),
+        (Operation("GET", "/api/v1/calls/{callId}", "calls", "A call and its transcript",
+                   {200: schema.CallWithTranscriptResponse, 404: schema.CallErrorResponse,
+                    **auth}), get),
     ]  # fmt: skip
     for operation, handler in routes:
         success = min(operation.responses)
@@ -98,6 +103,7 @@ async def create(request: web.Request, user: str | None) -> dict[str, Any]:
         payload = schema.CreateCallBody.model_validate(body)
     except ValidationError as exc:
         raise InvalidField(str(exc.errors()[0]["loc"][0])) from None
+    await request.app[SPEND_LIMITS].place_call(client_key(request, user))
     call = await request.app[CALLS].create(payload.callerNumber, payload.receiverNumber, owner=user)
     return {"call": call_json(call)}
 
@@ -114,7 +120,9 @@ async def end(request: web.Request, user: str | None) -> dict[str, Any]:
 
 async def get(request: web.Request, user: str | None) -> dict[str, Any]:
     await _own_call(request, request.match_info["callId"], user)
-    return {"call": call_json(await request.app[CALLS].get(request.match_info["callId"]))}
+    call = await request.app[CALLS].get(request.match_info["callId"])
+    # what was said, oldest first (the messages of the call's session)
+    return {"call": call_json(call), "transcript": await transcript(call.session_id)}
 
 
 async def _own_call(request: web.Request, call_id: str, user: str | None) -> str:
@@ -133,6 +141,7 @@ async def process(request: web.Request, user: str | None) -> dict[str, Any]:
     if not isinstance(call_id, str) or not call_id.strip():
         raise InvalidField("callId")
     await _own_call(request, call_id.strip(), user)
+    await request.app[SPEND_LIMITS].process_turn(client_key(request, user))
     prompt = form.get("systemPrompt")
     system_prompt = prompt.strip() if isinstance(prompt, str) else ""
     app = request.app

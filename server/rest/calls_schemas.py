@@ -9,20 +9,37 @@ from pydantic import BaseModel, ConfigDict, Field
 CallStatusName = Literal["INITIATING", "RINGING", "CONNECTING", "IN_PROGRESS", "ENDED", "FAILED"]
 
 
+# a Korean number: 9-11 digits starting with 0, hyphens and spaces (or tabs) anywhere
+PHONE_PATTERN = r"^[ \t-]*0(?:[ \t-]*[0-9]){8,10}[ \t-]*$"
+
+
+# what `str.strip()` removes: a field made of these alone is empty to the handler
+_PY_SPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+NOT_ONLY_SPACE = f"[^{_PY_SPACE}]"
+
+
 class CreateCallBody(BaseModel):
     """A call from `callerNumber` (Korean number: digits, hyphens or spaces; 9-11 digits)."""
 
     model_config = ConfigDict(strict=True, extra="ignore")
-    callerNumber: str
-    receiverNumber: str | None = None
+    callerNumber: str = Field(pattern=PHONE_PATTERN, max_length=64)
+    receiverNumber: str | None = Field(default=None, pattern=PHONE_PATTERN, max_length=64)
 
 
 class ProcessConversationForm(BaseModel):
     """multipart/form-data: the caller's audio (webm/mp3/wav/ogg) in a call."""
 
-    audio: bytes = Field(description="audio file")
-    callId: str
-    systemPrompt: str | None = None
+    # other fields are ignored, but a field's name is a header parameter: no control
+    # characters, quotes or backslashes (a part header with them is malformed: 400)
+    model_config = ConfigDict(
+        json_schema_extra={"propertyNames": {"pattern": '^[^\\x00-\\x1f\\x7f"\\\\]*$'}}
+    )
+
+    audio: bytes = Field(description="audio file", min_length=1)
+    callId: str = Field(min_length=1, max_length=4096, pattern=NOT_ONLY_SPACE)
+    systemPrompt: str | None = Field(default=None, max_length=4096)
 
 
 class CallOut(BaseModel):
@@ -47,6 +64,27 @@ class CallResponse(BaseModel):
 
     success: Literal[True]
     data: CallData
+
+
+class TranscriptItem(BaseModel):
+    id: str
+    sessionId: str
+    sender: Literal["user", "assistant", "system"]
+    messageType: Literal["TEXT", "AUDIO", "SYSTEM"]
+    content: str
+    createdAt: str
+
+
+class CallWithTranscriptData(BaseModel):
+    call: CallOut
+    transcript: list[TranscriptItem]
+
+
+class CallWithTranscriptResponse(BaseModel):
+    """The call and what was said in it, oldest first"""
+
+    success: Literal[True]
+    data: CallWithTranscriptData
 
 
 class IceServer(BaseModel):

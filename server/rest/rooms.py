@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from server.auth import Refused, request_grant
 from server.chat import clock
@@ -51,6 +51,8 @@ def add_room_routes(app: web.Application, api: ApiRegistry) -> None:
                 503: ErrorMessage,
                 **auth_responses(app, ErrorMessage),
             },
+            query=RoomHistoryQuery,
+            path_params={"sid": {"pattern": f"^{SID.pattern}$", "maxLength": 128}},
         ),
         room_history,
     )
@@ -81,6 +83,10 @@ async def room_history(request: web.Request) -> web.Response:
         for e in entries
     ]
     return web.json_response({"sessionId": sid, "messages": messages})
+
+
+class RoomHistoryQuery(BaseModel):
+    limit: int = Field(default=HISTORY_DEFAULT_LIMIT, ge=1, description="capped at 1000")
 
 
 def _history_limit(raw: str | None) -> int | None:

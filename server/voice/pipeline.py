@@ -22,8 +22,9 @@ from aiortc import MediaStreamTrack
 from av.audio.frame import AudioFrame
 
 from server.ai.audio import wav_bytes
+from server.conversation.ratelimit import RateLimiter
 from server.errors import ChatError
-from server.texts import AI_FAILED, SPEECH_FAILED
+from server.texts import AI_FAILED, RATE_LIMITED, SPEECH_FAILED
 from server.voice.inbound import audio_frames
 from server.voice.latency import TurnTimings
 from server.voice.outbound import SpeakerTrack
@@ -74,6 +75,8 @@ class CallPipeline:
         self._speaker = Speaker(tts, track, emit, self._speaking_failed)
         self._utterances: asyncio.Queue[Utterance] = asyncio.Queue()
         self._greeted = asyncio.Event()
+        # the peer lives in this process: its own window (MAX_VOICE_TURNS_PER_MINUTE)
+        self._turn_limit = RateLimiter(settings.max_turns_per_minute)
         self._tasks: set[asyncio.Task[None]] = set()
         self.turns: list[TurnTimings] = []  # latency of every answered utterance
 
@@ -121,6 +124,10 @@ class CallPipeline:
                 log.error("voice turn failed", exc_info=exc)
 
     async def _answer(self, utterance: Utterance) -> None:
+        if not await self._turn_limit.allow(self.call_id):  # before any paid speech work
+            log.info("voice turn refused: over the limit", extra={"callId": self.call_id})
+            await self._emit("error", {"message": RATE_LIMITED})
+            return
         timings = TurnTimings(
             utterance.speech_ended_at,
             utterance.detected_at,

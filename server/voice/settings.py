@@ -18,6 +18,7 @@ class VoiceSettings:
     vad_min_speech_ms: int = 200  # shorter bursts (a click, a cough) are not utterances
     vad_aggressiveness: int = 2  # webrtcvad mode 0..3: higher drops more noise as non-speech
     greeting_delay_ms: int = 2000  # after media connects; TTS time comes on top (~2-3 s)
+    max_turns_per_minute: int = 20  # utterances answered per call (MAX_VOICE_TURNS_PER_MINUTE)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> VoiceSettings:
@@ -28,4 +29,5 @@ class VoiceSettings:
             vad_min_speech_ms=settings.vad_min_speech_ms,
             vad_aggressiveness=settings.vad_aggressiveness,
             greeting_delay_ms=settings.voice_greeting_delay_ms,
+            max_turns_per_minute=settings.max_voice_turns_per_minute,
         )

@@ -128,13 +128,31 @@ def _json_object(text: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """GEMINI_TEMPERATURE, GEMINI_TOP_P, GEMINI_TOP_K, GEMINI_MAX_OUTPUT_TOKENS (None: the
+    model's own default)."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    max_output_tokens: int | None = None
+
+
 class GeminiLLM:
     name = "gemini"
 
     def __init__(
-        self, *, api_key: str, model: str, base_url: str | None = None, timeout: float = 30.0
+        self,
+        *,
+        api_key: str,
+        model: str,
+        base_url: str | None = None,
+        timeout: float = 30.0,
+        generation: Generation | None = None,
     ) -> None:
         self.model = model
+        self.generation = generation or Generation()
         self._api_key = api_key
         self._base_url = base_url
         self._timeout = timeout
@@ -176,6 +194,10 @@ class GeminiLLM:
             tools=[*to_gemini_tools(tools)] or None,
             # we run the tools ourselves (server.conversation.turn), never the SDK
             automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+            temperature=self.generation.temperature,
+            top_p=self.generation.top_p,
+            top_k=self.generation.top_k,
+            max_output_tokens=self.generation.max_output_tokens,
         )
         finished = False
         try:

@@ -119,7 +119,10 @@ def session_messages(known: Known) -> st.SearchStrategy[Request]:
             if not routable(session_id):
                 return _not_found(response)
             body = _ours(response)
-            if session_id == known.session_id:
+            limits = [value for name, value in query if name == "limit"]
+            if limits and not _a_limit(limits[0]):  # aiohttp reads the first of a repeated name
+                assert (response.status, body) == (400, {"message": "잘못된 요청입니다: limit"})
+            elif session_id == known.session_id:
                 assert response.status == 200 and body["messages"], body
                 for m in body["messages"]:
                     assert m["sessionId"] == session_id and m["messageType"] in {
@@ -131,6 +134,10 @@ def session_messages(known: Known) -> st.SearchStrategy[Request]:
         return Request("GET", path, check, query)
 
     return st.builds(build, st.one_of(st.just(known.session_id), _segments), _queries)
+
+
+def _a_limit(value: str) -> bool:
+    return value.isascii() and value.isdigit() and 1 <= int(value) <= 200
 
 
 def _healthy(response: Response) -> None:
@@ -273,8 +280,10 @@ def process_conversation(known: Known) -> st.SearchStrategy[Request]:
                     400, invalid_field("callId")), body  # fmt: skip
             elif call_id.strip() != known.call_id:
                 assert (response.status, body["error"]["message"]) == (404, CALL_NOT_FOUND), body
-            else:  # junk audio for a real call: nothing heard, or no speech to be had
-                assert response.status in (200, 409, 422, 502), body
+            else:  # junk audio for a real call: not audio at all, nothing heard, no speech
+                if response.status == 400:
+                    assert body["error"]["message"] == invalid_field("audio"), body
+                assert response.status in (200, 400, 409, 422, 502), body
 
         return Request("POST", "/api/v1/calls/conversation/process", check, body=data)
 
