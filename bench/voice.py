@@ -63,6 +63,7 @@ from bench.voice_caller import (
     Punctuality,
     Utterance,
     encode_utterance,
+    noise_bed,
     silence_packet,
 )
 from bench.voice_fake import BenchDelays
@@ -73,7 +74,9 @@ from bench.voice_report import (
     metric_means_ms,
     parse_metrics,
     percentile,
+    spread,
     summarize,
+    turn_events,
 )
 from tests.support.processes import free_port, stop, wait_for_port
 
@@ -253,10 +256,19 @@ class Scenario:
     silence: bytes
     fake_pid: int | None = None
     seed: int = 1
+    noise_db: float | None = None  # --noise-db: pink noise this far under the speech ...
+    bed: tuple[bytes, ...] = ()  # ... between utterances (and mixed into them)
+    phantom_seconds: float = 0.0  # noise alone before the first turn: no reply may come
+    barge_in: bool = False  # each turn, speak again over the AI's reply
 
     @property
     def label(self) -> dict[str, Any]:
-        return {"providers": self.providers, "calls": self.calls}
+        label: dict[str, Any] = {"providers": self.providers, "calls": self.calls}
+        if self.noise_db is not None:
+            label["noise_db"] = self.noise_db
+        if self.barge_in:
+            label["barge_in"] = True
+        return label
 
 
 @dataclass
@@ -264,6 +276,8 @@ class CallOutcome:
     number: int
     caller: BenchCaller
     turns: list[float | None] = field(default_factory=list)  # client first audio, ms
+    barge_in_ms: list[float] = field(default_factory=list)  # caller speaks -> AI silent
+    phantom_replies: int = 0  # replies to noise alone
     error: str | None = None
 
 
@@ -303,12 +317,18 @@ async def run_call(
     timeout = TURN_TIMEOUT_S[scenario.providers]
     try:
         await asyncio.sleep(number * DIAL_SPACING_S)
-        await caller.dial(scenario.silence)
+        await caller.dial(scenario.silence, bed=scenario.bed)
         if await caller.reply_heard(0.0, QUIET_S, timeout) is None:
             raise RuntimeError("no greeting")
+        if scenario.phantom_seconds:
+            quiet_from = time.monotonic()
+            await asyncio.sleep(scenario.phantom_seconds + 2.0)  # the longest silence after
+            outcome.phantom_replies = sum(1 for at, _ in caller.responses if at > quiet_from)
         for _ in range(scenario.turns):
             await asyncio.sleep(rng.uniform(0.2, 1.5))
             ended = await caller.say(scenario.utterance)
+            if scenario.barge_in:
+                ended = await _barge_in(caller, scenario, outcome, ended, rng, timeout)
             first_sound = await caller.reply_heard(ended, QUIET_S, timeout)
             if first_sound is None:
                 raise RuntimeError(f"no reply to turn {len(outcome.turns) + 1}")
@@ -316,6 +336,31 @@ async def run_call(
     except Exception as exc:
         outcome.error = f"{type(exc).__name__}: {exc}"[:200]
     return outcome
+
+
+async def _barge_in(
+    caller: BenchCaller,
+    scenario: Scenario,
+    outcome: CallOutcome,
+    ended: float,
+    rng: random.Random,
+    timeout: float,
+) -> float:
+    """Once the reply to the turn is heard, speak again over it: time from the caller's first
+    voiced frame to the AI's silence at the caller. Returns the end of the new speech."""
+    deadline = time.monotonic() + timeout
+    while caller.heard.first_sound_after(ended) is None:
+        if time.monotonic() > deadline:
+            raise RuntimeError("no reply to speak over")
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(rng.uniform(0.2, 0.5))
+    playing = caller.start_saying(scenario.utterance)
+    started = await playing.first_voiced_sent
+    last = await playing.last_voiced_sent
+    stopped = caller.heard.silent_from(started, 0.3)
+    if stopped is not None:
+        outcome.barge_in_ms.append(round((stopped - started) * 1000, 1))
+    return last
 
 
 async def scrape(http: aiohttp.ClientSession, server: Server) -> dict[str, float]:
@@ -374,6 +419,7 @@ async def run_scenario(
         detail.write(json.dumps(turn.line(scenario.label), ensure_ascii=False) + "\n")
     errors = [o.error for o in outcomes if o.error]
     lost = sum(p.lost for p in heard)
+    barge_in = [ms for o in outcomes for ms in o.barge_in_ms]
     pacing = [server_log.pacing[o.caller.call["id"]] for o in outcomes
               if o.caller.call.get("id") in server_log.pacing]  # fmt: skip
     summary = summarize(turns, pacing)
@@ -402,8 +448,17 @@ async def run_scenario(
         "bench_loop_lag_p99_ms": percentile(lag.samples, 99),
         "bench_loop_lag_max_ms": percentile(lag.samples, 100),
         "metrics_mean_ms": metric_means_ms(before, after),
+        "turn_events": turn_events(before, after),
         "elapsed_s": round(elapsed, 1),
     }
+    if scenario.bed:
+        line["noise_db_under_speech"] = scenario.noise_db
+    if scenario.phantom_seconds:
+        line["phantom_seconds"] = scenario.phantom_seconds
+        line["phantom_replies"] = sum(o.phantom_replies for o in outcomes)
+    if scenario.barge_in:
+        line["barge_in_ms"] = spread(barge_in)  # caller's first voiced frame -> AI silent
+        line["barge_in_timed"] = f"{len(barge_in)}/{len(turns)}"
     for error in errors[:3]:
         log(f"  error: {error}")
     return line
@@ -447,8 +502,16 @@ async def main(argv: Sequence[str] | None = None) -> int:
         os.nice(args.nice)
     counts = [int(n) for n in args.calls.split(",") if n]
     text, voice = UTTERANCES[args.providers]
-    utterance = encode_utterance(espeak_wav(text, voice))
+    wav = espeak_wav(text, voice)
+    utterance = encode_utterance(wav, args.noise_db)
     silence = silence_packet()
+    bed = noise_bed(wav, args.noise_db) if args.noise_db is not None else ()
+    conditions: dict[str, Any] = {
+        "noise_db": args.noise_db,
+        "bed": bed,
+        "phantom_seconds": args.phantom_seconds,
+        "barge_in": args.barge_in,
+    }
     detail_path = args.detail or OUT_DIR / f"voice-turns-{args.providers}.jsonl"
     log_path = args.log or OUT_DIR / f"voice-server-{args.providers}.log"
     deadline = time.monotonic() + args.budget
@@ -474,8 +537,9 @@ async def main(argv: Sequence[str] | None = None) -> int:
                 if not args.no_warm_up:
                     # one call first, not reported: imports, the database, the STT worker warm up
                     warm = Scenario(
-                        args.providers, 1, 1, args.buffer_ms, utterance, silence, fake_pid
-                    )
+                        args.providers, 1, 1, args.buffer_ms, utterance, silence, fake_pid,
+                        bed=bed, noise_db=args.noise_db,
+                    )  # fmt: skip
                     await run_scenario(server, warm, io.StringIO(), None)
                 for calls in counts:
                     if time.monotonic() > deadline:
@@ -491,6 +555,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
                         utterance,
                         silence,
                         fake_pid,
+                        **conditions,
                     )
                     profile = args.profile if calls == max(counts) else None
                     line = await run_scenario(server, scenario, detail, profile)
@@ -546,6 +611,18 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--log", type=Path, help="the server's log (default .bench/)")
     parser.add_argument("--profile", type=Path, help="py-spy the server at the largest N")
     parser.add_argument("--no-warm-up", action="store_true", help="skip the unreported call")
+    parser.add_argument(
+        "--noise-db", type=float, help="steady pink noise this many dB under the speech, always"
+    )
+    parser.add_argument(
+        "--phantom-seconds",
+        type=float,
+        default=0.0,
+        help="noise (or silence) alone before the first turn; replies to it are counted",
+    )
+    parser.add_argument(
+        "--barge-in", action="store_true", help="each turn, speak again over the AI's reply"
+    )
     parser.add_argument(
         "--server-env", action="append", default=[], help="NAME=VALUE for the server process"
     )

@@ -41,6 +41,8 @@ from av.packet import Packet
 from server.ai.audio import decode_to_pcm
 from server.voice.opus import SILENCE as SERVER_SILENCE
 from server.voice.peer import LOOPBACK, host_addresses
+from tests.support.voice_client import pcm16, pink_noise
+from tests.support.voice_client import rms as speech_rms
 
 RATE = 48_000
 FRAME_SAMPLES = 960  # 20 ms
@@ -53,21 +55,27 @@ TAIL_SECONDS = 0.2
 
 @dataclass(frozen=True)
 class Utterance:
-    """A WAV as Opus packets of 20 ms; `last_voiced` indexes the last one with speech in it
-    (webrtcvad, mode 2 at 16 kHz: the server's own rule for the end of speech)."""
+    """A WAV as Opus packets of 20 ms; `first_voiced` and `last_voiced` index the first and
+    last with speech in them (webrtcvad, mode 2 at 16 kHz, on the clean WAV)."""
 
     packets: tuple[bytes, ...]
     last_voiced: int
+    first_voiced: int = 0
 
     @property
     def seconds(self) -> float:
         return len(self.packets) * FRAME_SECONDS
 
 
-def encode_utterance(wav: bytes) -> Utterance:
+def encode_utterance(wav: bytes, noise_db: float | None = None) -> Utterance:
+    """`noise_db`: mixed into steady pink noise that many dB under the speech."""
     pcm = decode_to_pcm(wav, RATE)
     pcm = _zeros(LEAD_IN_SECONDS) + pcm + _zeros(TAIL_SECONDS)
     pcm += bytes(-len(pcm) % (FRAME_SAMPLES * 2))
+    if noise_db is not None:
+        speech = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+        level = speech_rms(speech) / 10 ** (noise_db / 20)
+        pcm = pcm16(speech + pink_noise(speech.size / RATE, level, seed=7))
     packets = _encode(pcm)
     speech16 = decode_to_pcm(wav, 16_000)
     vad = webrtcvad.Vad(2)
@@ -80,12 +88,20 @@ def encode_utterance(wav: bytes) -> Utterance:
     if not voiced:
         raise ValueError("no speech in the WAV")
     lead_frames = round(LEAD_IN_SECONDS / FRAME_SECONDS)
-    return Utterance(tuple(packets), lead_frames + voiced[-1])
+    return Utterance(tuple(packets), lead_frames + voiced[-1], lead_frames + voiced[0])
 
 
 def silence_packet() -> bytes:
     """A steady-state Opus packet of 20 ms of silence."""
     return _encode(_zeros(1.0))[-1]
+
+
+def noise_bed(wav: bytes, noise_db: float, seconds: float = 10.0) -> tuple[bytes, ...]:
+    """Pink noise `noise_db` under the speech of `wav`, as Opus packets to loop between
+    utterances (what a caller next to a fan sends while silent)."""
+    speech = np.frombuffer(decode_to_pcm(wav, RATE), dtype="<i2").astype(np.float64)
+    level = speech_rms(speech) / 10 ** (noise_db / 20)
+    return tuple(_encode(pcm16(pink_noise(seconds, level, seed=3))))
 
 
 def _zeros(seconds: float) -> bytes:
@@ -111,28 +127,34 @@ def _encode(pcm: bytes) -> list[bytes]:
 class Playing:
     utterance: Utterance
     index: int = 0
+    first_voiced_sent: asyncio.Future[float] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
     last_voiced_sent: asyncio.Future[float] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
 
 
 class Microphone(MediaStreamTrack):
-    """Pre-encoded Opus, one packet every 20 ms on the monotonic clock; silence between
-    utterances."""
+    """Pre-encoded Opus, one packet every 20 ms on the monotonic clock; silence (or a
+    noise bed, looped) between utterances."""
 
     kind = "audio"
 
-    def __init__(self, silence: bytes) -> None:
+    def __init__(self, silence: bytes, bed: tuple[bytes, ...] = ()) -> None:
         super().__init__()
         self._silence = silence
+        self._bed = bed
         self._playing: Playing | None = None
         self._start: float | None = None
         self._pts = 0
+        self._frames = 0
 
-    def say(self, utterance: Utterance) -> asyncio.Future[float]:
-        """Speak `utterance`; the future is the monotonic time its last voiced packet left."""
+    def say(self, utterance: Utterance) -> Playing:
+        """Speak `utterance`; its futures are the monotonic times its first and last voiced
+        packets left."""
         self._playing = Playing(utterance)
-        return self._playing.last_voiced_sent
+        return self._playing
 
     async def recv(self) -> Packet:  # type: ignore[override]
         now = time.monotonic()
@@ -143,10 +165,13 @@ class Microphone(MediaStreamTrack):
             due = self._start + self._pts / RATE
             if due > now:
                 await asyncio.sleep(due - now)
-        payload = self._silence
+        self._frames += 1
+        payload = self._bed[self._frames % len(self._bed)] if self._bed else self._silence
         playing = self._playing
         if playing is not None:
             payload = playing.utterance.packets[playing.index]
+            if playing.index == playing.utterance.first_voiced:
+                playing.first_voiced_sent.set_result(time.monotonic())
             if playing.index == playing.utterance.last_voiced:
                 playing.last_voiced_sent.set_result(time.monotonic())
             playing.index += 1
@@ -195,6 +220,23 @@ class ArrivalLog:
         for arrival in reversed(self.arrivals):
             if arrival.sound:
                 return arrival.at
+        return None
+
+    def silent_from(self, since: float, quiet: float) -> float | None:
+        """When the AI's sound stopped after `since` (the first packet of a stretch of at
+        least `quiet` seconds without sound); None if it never did, or was not sounding
+        at `since`."""
+        after = [a for a in self.arrivals if a.at > since - 0.06]
+        if not after or not any(a.sound for a in after[:4]):
+            return None  # not talking when the caller started: no barge-in to time
+        stop: float | None = None
+        for arrival in after:
+            if arrival.sound:
+                stop = None
+            elif stop is None:
+                stop = arrival.at
+            elif arrival.at - stop >= quiet:
+                return stop
         return None
 
     def quiet_for(self, seconds: float, now: float) -> bool:
@@ -257,13 +299,14 @@ class BenchCaller:
         self.mic: Microphone | None = None
         self.heard = ArrivalLog()
         self.responses: list[tuple[float, dict[str, Any]]] = []  # ai-audio-response
+        self.interrupted: list[float] = []  # ai-audio-interrupted arrivals
         self.errors: list[dict[str, Any]] = []
         self.call: dict[str, Any] = {}
         self.media_started: float | None = None
         self._answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._responded = asyncio.Event()
 
-    async def dial(self, silence: bytes, timeout: float = 30) -> None:
+    async def dial(self, silence: bytes, timeout: float = 30, bed: tuple[bytes, ...] = ()) -> None:
         async with asyncio.timeout(timeout):
             await self._api("GET", "/api/v1/calls/config")
             self.call = (
@@ -274,11 +317,16 @@ class BenchCaller:
             self.sio.on("answer", self._on_answer, namespace="/signaling")
             self.sio.on("ai-audio-response", self._on_audio_response, namespace="/signaling")
             self.sio.on("error", self.errors.append, namespace="/signaling")
+            self.sio.on(
+                "ai-audio-interrupted",
+                lambda _: self.interrupted.append(time.monotonic()),
+                namespace="/signaling",
+            )
             await self.sio.connect(self.base_url, namespaces=["/signaling"], wait_timeout=10)
             await self.sio.emit(
                 "join-session", {**peer, "callId": self.call["id"]}, namespace="/signaling"
             )
-            self.mic = Microphone(silence)
+            self.mic = Microphone(silence, bed)
             self.pc.addTrack(self.mic)
             with host_addresses([LOOPBACK]):  # aioice leaves 127.0.0.1 out otherwise
                 await self.pc.setLocalDescription(await self.pc.createOffer())
@@ -301,7 +349,14 @@ class BenchCaller:
     async def say(self, utterance: Utterance) -> float:
         """Speak; returns when the last voiced frame left (monotonic time)."""
         assert self.mic is not None
-        return await self.mic.say(utterance)
+        return await self.mic.say(utterance).last_voiced_sent
+
+    def start_saying(self, utterance: Utterance) -> Playing:
+        assert self.mic is not None
+        return self.mic.say(utterance)
+
+    def interruptions(self, since: float) -> int:
+        return sum(1 for at in self.interrupted if at > since)
 
     async def reply_heard(self, since: float, quiet: float, timeout: float) -> float | None:
         """Wait until an `ai-audio-response` came after `since` and the AI's track has then

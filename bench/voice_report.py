@@ -16,6 +16,7 @@ from bench.harness import percentile
 # what `server.voice.latency` logs per turn, in the order the summary shows them
 STAGES = (
     "end_of_utterance",
+    "end_of_turn_decision",
     "stt",
     "llm_first_token",
     "llm_wait",
@@ -137,6 +138,26 @@ def summarize(turns: Iterable[TurnResult], pacing: Iterable[dict[str, Any]]) -> 
     pacing = list(pacing)  # whole calls, hanging up included
     out["server_frames"] = sum(int(p.get("frames", 0)) for p in pacing)
     out["server_max_lag_ms"] = max((float(p.get("maxLagMs", 0)) for p in pacing), default=None)
+    return out
+
+
+TURN_EVENTS = (
+    "end_of_turn_model",
+    "end_of_turn_deadline",
+    "end_of_turn_silence",
+    "end_of_turn_cap",
+    "turn_continued",
+    "interruption",
+    "false_start",
+)
+
+
+def turn_events(before: dict[str, float], after: dict[str, float]) -> dict[str, int]:
+    """`mobok_voice_turn_events_total` by event between two scrapes."""
+    out: dict[str, int] = {}
+    for event in TURN_EVENTS:
+        key = f'mobok_voice_turn_events_total{{event="{event}"}}'
+        out[event] = round(after.get(key, 0) - before.get(key, 0))
     return out
 
 

@@ -110,6 +110,17 @@ async function startCall() {
     }
     say('ai', event.text || '(음성 응답)');
   });
+  // the caller spoke over the AI: the server has silenced its track; drop the little the
+  // browser still holds (its jitter buffer) so the AI stops at once, and say so
+  socket.on('ai-audio-interrupted', (event) => {
+    state.events.push({ interrupted: true, ...event });
+    const remote = $('remoteAudio');
+    remote.muted = true;
+    setTimeout(() => {
+      remote.muted = false;
+    }, 250);
+    say('note', 'AI가 말을 멈췄습니다');
+  });
   socket.on('error', ({ message }) => showError(message));
   socket.on('disconnect', () => say('note', '시그널링 연결이 끊어졌습니다'));
 

@@ -48,9 +48,14 @@ class Settings(BaseSettings):
     tts_voice: Literal["alloy", "echo", "fable", "onyx", "nova", "shimmer"] = "alloy"
     stun_server_url: str = "stun:stun.l.google.com:19302"
     rtc_ice_loopback: bool = False  # let the AI peer offer 127.0.0.1 candidates (tests, local)
-    vad_silence_ms: int = Field(default=500, ge=100, le=5000)  # silence that ends an utterance
+    vad_silence_ms: int = Field(default=200, ge=60, le=5000)  # pause -> end-of-turn check
     vad_min_speech_ms: int = Field(default=200, ge=0)  # shorter bursts are not utterances
-    vad_aggressiveness: int = Field(default=2, ge=0, le=3)  # webrtcvad mode
+    vad_threshold: float = Field(default=0.5, gt=0, lt=1)  # Silero speech probability
+    turn_max_silence_ms: int = Field(default=1500, ge=100, le=10000)  # ends a turn anyway
+    turn_model: Literal["smart-turn", "none"] = "smart-turn"  # the end-of-turn model
+    turn_decision_deadline_ms: int = Field(default=300, ge=0, le=10000)  # then the pause ends it
+    max_utterance_seconds: float = Field(default=30, gt=0, le=600)  # longer is cut there
+    barge_in: bool = True  # the caller speaking over the AI stops it
     voice_greeting_delay_ms: int = Field(default=2000, ge=0)  # media connected -> greeting
 
     cors_origin: str = "*"

@@ -60,10 +60,22 @@ PROVIDER_SECONDS = Histogram(
 )
 VOICE_STAGE_SECONDS = Histogram(
     "mobok_voice_stage_seconds",
-    "Per voice turn: end_of_utterance (VAD), first_audio (end of speech to first AI audio "
-    "frame), overhead (first_audio minus provider time)",
+    "Per voice turn: end_of_utterance (last speech -> turn judged over), "
+    "end_of_turn_decision (the end-of-turn model's time), first_audio (end of speech to "
+    "first AI audio frame), overhead (first_audio minus provider time)",
     ["stage"],
     buckets=_STAGE_BUCKETS,
+    registry=REGISTRY,
+)
+VOICE_TURN_EVENTS = Counter(
+    "mobok_voice_turn_events_total",
+    "Turn taking on calls: end_of_turn_model (the end-of-turn model ended a turn after a "
+    "pause), end_of_turn_deadline (no verdict by TURN_DECISION_DEADLINE_MS: the pause did), "
+    "end_of_turn_silence (the longest silence did), end_of_turn_cap (the utterance "
+    "reached MAX_UTTERANCE_SECONDS), turn_continued (a pause the model judged unfinished and "
+    "the caller went on), interruption (the caller spoke over the AI and it stopped), "
+    "false_start (speech too short, or without words, to answer)",
+    ["event"],
     registry=REGISTRY,
 )
 VOICE_LATE_FRAMES = Counter(

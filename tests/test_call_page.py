@@ -163,6 +163,16 @@ async def test_the_page_calls_the_ai_hears_the_greeting_and_gets_answers(
     assert [r.sender for r in rows[:3]] == ["assistant", "user", "assistant"]
     assert {r.message_type for r in rows} == {"AUDIO"}
 
+    # barge-in: on `ai-audio-interrupted` the page drops what its audio element still holds
+    muted = await page.evaluate(
+        "() => { window.aiCall.socket.listeners('ai-audio-interrupted')"
+        ".forEach(f => f({ timestamp: Date.now() }));"
+        " return document.getElementById('remoteAudio').muted; }"
+    )
+    assert muted is True
+    await page.wait_for_function("() => !document.getElementById('remoteAudio').muted")
+    assert await page.evaluate("window.aiCall.events.some(e => e.interrupted)")
+
     await page.click("#endCall")
     await expect(page.locator("#callStatus")).to_have_text("종료됨", timeout=WAIT_MS)
     assert (await Call.get(id=call_id)).status == "ENDED"

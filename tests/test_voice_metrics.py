@@ -47,6 +47,10 @@ def stage_count(values: dict[str, float], stage: str) -> float:
     return values.get(f'mobok_voice_stage_seconds_count{{stage="{stage}"}}', 0.0)
 
 
+def event_count(values: dict[str, float], event: str) -> float:
+    return values.get(f'mobok_voice_turn_events_total{{event="{event}"}}', 0.0)
+
+
 def provider_count(values: dict[str, float], stage: str) -> float:
     return values.get(f'mobok_provider_seconds_count{{provider="openai",stage="{stage}"}}', 0.0)
 
@@ -83,6 +87,8 @@ async def test_one_turn_shows_active_calls_and_voice_stages(
         for stage in STAGES:
             assert stage_count(after, stage) == stage_count(before, stage) + 1, stage
         assert provider_count(after, "stt") == provider_count(before, "stt") + 1
+        ends = ("end_of_turn_model", "end_of_turn_deadline", "end_of_turn_silence")
+        assert sum(event_count(after, e) - event_count(before, e) for e in ends) == 1
         # the greeting and at least one sentence of the reply
         assert (
             provider_count(after, "tts_first_byte") >= provider_count(before, "tts_first_byte") + 2
@@ -119,6 +125,9 @@ async def test_bench_smoke_run(tmp_path: Path, capsys: pytest.CaptureFixture[str
     for stage in ("end_of_utterance", "stt", "llm_wait", "tts", "first_audio", "overhead"):
         assert scenario[f"{stage}_ms"]["p50"] is not None, stage
     assert scenario["client_first_audio_ms"]["p50"] is not None
+    events = scenario["turn_events"]
+    ends = ("end_of_turn_model", "end_of_turn_deadline", "end_of_turn_silence")
+    assert sum(events[e] for e in ends) == 1
     assert isinstance(scenario["underruns"], int) and scenario["server_frames"] > 0
     assert capacity["tested"] == [{"calls": 1, "ok": scenario["ok"]}]
     (turn,) = [json.loads(line) for line in detail.read_text().splitlines()]

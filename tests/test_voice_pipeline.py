@@ -23,38 +23,64 @@ from server.calls.prompts import CALL_GREETING
 from server.keys import CALLS, VOICE_CALLS
 from server.voice.outbound import SAMPLE_RATE, SpeakerTrack
 from server.voice.peer import LOOPBACK, AIPeer, host_addresses
-from server.voice.turns import TurnDetector
+from server.voice.turns import Pause, TurnDetector, Utterance
 from tests.conftest import LiveServer, fake_openai_settings, make_settings, require, serve
 from tests.support.fakes.openai_server import FakeOpenAI, tone_mp3
 from tests.support.sio import RecordingClient
 from tests.support.voice_client import KEYWORDS, Caller, espeak_available, spoken_wav
 from tests.support.waiting import until
 
-SPEECH_FRAME = b"\x01\x00" * 320  # 20 ms at 16 kHz (the detector only sees the VAD flag)
+SPEECH_FRAME = b"\x01\x00" * 512  # 32 ms at 16 kHz (the detector only sees the VAD flag)
 
 
-def test_turn_ends_after_the_configured_silence() -> None:
-    turns = TurnDetector(silence_ms=500, min_speech_ms=200)
+def test_turn_ends_after_the_longest_silence_without_a_model() -> None:
+    turns = TurnDetector(pause_ms=512, max_silence_ms=512, min_speech_ms=200)
     now = 0.0
     assert turns.feed(SPEECH_FRAME, False, now) is None  # pre-roll
-    for _ in range(30):  # 600 ms of speech
-        now += 0.02
-        assert turns.feed(SPEECH_FRAME, True, now) is None
+    for _ in range(20):  # 640 ms of speech
+        now += 0.032
+        assert not isinstance(turns.feed(SPEECH_FRAME, True, now), Utterance)
     last_speech = now
-    silence = [turns.feed(SPEECH_FRAME, False, now := now + 0.02) for _ in range(25)]
-    assert silence[:24] == [None] * 24  # 25 x 20 ms = 500 ms
-    ended = silence[24]
-    assert ended is not None
+    silence = [turns.feed(SPEECH_FRAME, False, now := now + 0.032) for _ in range(16)]
+    assert silence[:15] == [None] * 15  # 16 x 32 ms = 512 ms
+    ended = silence[15]
+    assert isinstance(ended, Utterance) and ended.ended_by == "silence"
     assert ended.speech_ended_at == last_speech and ended.detected_at == now
-    assert len(ended.pcm) == (1 + 30 + 25) * len(SPEECH_FRAME)  # pre-roll kept
+    assert len(ended.pcm) == (1 + 20 + 16) * len(SPEECH_FRAME)  # pre-roll kept
+
+
+def test_a_pause_asks_the_model_and_speech_resumed_cancels_its_verdict() -> None:
+    turns = TurnDetector(pause_ms=192, max_silence_ms=1504, min_speech_ms=200, confirm_ms=256)
+    events = [turns.feed(SPEECH_FRAME, True, i * 0.032) for i in range(10)]
+    # the first speech frame, then 8 of them (256 ms): the caller is really talking
+    assert [type(e).__name__ for e in events if e] == ["SpeechOnset", "SpeechStarted"]
+    events = [turns.feed(SPEECH_FRAME, False, 1 + i * 0.032) for i in range(6)]
+    pause = events[5]
+    assert isinstance(pause, Pause) and events[:5] == [None] * 5
+    turns.feed(SPEECH_FRAME, True, 2.0)  # the caller goes on before the verdict
+    assert turns.end(pause, 2.1, 0.1) is None and turns.in_speech
+    events = [turns.feed(SPEECH_FRAME, False, 3 + i * 0.032) for i in range(6)]
+    second = events[5]
+    assert isinstance(second, Pause)
+    ended = turns.end(second, 3.3, 0.1)
+    assert isinstance(ended, Utterance) and ended.ended_by == "model"
+    assert ended.decision_seconds == 0.1 and not turns.in_speech
 
 
 def test_short_bursts_are_not_utterances() -> None:
-    turns = TurnDetector(silence_ms=100, min_speech_ms=200)
-    results = [turns.feed(SPEECH_FRAME, True, 0.0) for _ in range(5)]  # 100 ms: a click
+    turns = TurnDetector(pause_ms=100, max_silence_ms=100, min_speech_ms=200)
+    results = [turns.feed(SPEECH_FRAME, True, 0.0) for _ in range(3)]  # 96 ms: a click
     results += [turns.feed(SPEECH_FRAME, False, 0.0) for _ in range(10)]
-    assert results == [None] * 15
+    assert [type(r).__name__ for r in results if r] == ["SpeechOnset"]  # no utterance
     assert not turns.in_speech
+
+
+def test_an_endless_utterance_is_cut_at_the_cap() -> None:
+    turns = TurnDetector(max_utterance_ms=3200)
+    events = [turns.feed(SPEECH_FRAME, True, i * 0.032) for i in range(250)]
+    cut = [e for e in events if isinstance(e, Utterance)]
+    assert len(cut) == 2 and all(u.ended_by == "cap" for u in cut)
+    assert all(len(u.pcm) == 100 * len(SPEECH_FRAME) for u in cut)
 
 
 async def test_ai_peer_plays_paced_audio_to_a_loopback_caller() -> None:

@@ -7,12 +7,13 @@ AUDIO and the call id in their metadata, so the model's context is the call's ow
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
-from models import MessageType, Sender
+from models import ChatMessage, MessageType, Sender
 from server.ai.base import LLM, PromptMessage
 from server.calls.errors import NothingHeard
 from server.calls.prompts import CALL_GREETING, PHONE_COUNSELOR_SYSTEM_PROMPT
@@ -32,6 +33,16 @@ log = logging.getLogger(__name__)
 SentenceSink = Callable[[str], Awaitable[None]]
 CALL_PROTOCOL = "/signaling"  # the label of metrics and safety alerts for calls
 _ROLES = {"user": "user", "assistant": "assistant", "system": "system"}
+
+
+class HeardReply(Protocol):
+    """What the caller has heard of a reply (the voice pipeline keeps it up to date); its
+    `message_id` is set once the reply is stored."""
+
+    message_id: str | None
+
+    @property
+    def text(self) -> str: ...
 
 
 class VoiceConversation:
@@ -75,6 +86,7 @@ class VoiceConversation:
         *,
         system_prompt: str | None = None,
         model_clock: ModelClock | None = None,
+        reply: HeardReply | None = None,
         protocol: str = CALL_PROTOCOL,
     ) -> str:
         """Store the caller's words, answer them and store the answer; return its text.
@@ -83,6 +95,8 @@ class VoiceConversation:
         start on the first one; keep it quick (queue the work). Its failures are logged and
         do not stop the reply. The model's failure is `ChatError(AI_FAILED)`; the transcript
         stays stored. `model_clock`, when given, records the time spent waiting on the model.
+        Cancelled mid-way (the caller barged in), it stores what `reply` says was heard,
+        with `metadata.interrupted`, before the cancellation goes on.
         """
         transcript = transcript.strip()
         if not transcript:
@@ -102,22 +116,34 @@ class VoiceConversation:
             log.info("caller said", extra={"call": call_id, "text": preview(transcript)})
             prompt = with_risk_guidance(system_prompt or self.system_prompt)
             context = await self._context(session_id, prompt)
-            splitter = SentenceSplitter()
+            splitter = SentenceSplitter(first_clause=True)
 
             async def on_delta(delta: str) -> None:
                 for sentence in splitter.feed(delta):
                     await _speak(on_sentence, sentence, call_id)
 
             llm = self.llm if model_clock is None else model_clock.timed(self.llm)
-            result = await answer_within(
-                llm,
-                self.toolbox,
-                context,
-                on_delta,
-                timeout=self.ai_timeout,
-                log_context={"call": call_id},
-                safety=flag,
-            )
+            try:
+                result = await answer_within(
+                    llm,
+                    self.toolbox,
+                    context,
+                    on_delta,
+                    timeout=self.ai_timeout,
+                    log_context={"call": call_id},
+                    safety=flag,
+                )
+            except asyncio.CancelledError:
+                if reply is not None and reply.text:
+                    stored = await self.history.add(
+                        session_id,
+                        Sender.ASSISTANT,
+                        reply.text,
+                        message_type=MessageType.AUDIO,
+                        metadata={"callId": call_id, "replyTo": asked.id, "interrupted": True},
+                    )
+                    reply.message_id = stored.id
+                raise
             if model_clock is not None:
                 model_clock.done = time.monotonic()
             for sentence in splitter.flush():
@@ -127,14 +153,27 @@ class VoiceConversation:
                 metadata["tools"] = result.tools_used
             if result.safety is not None:
                 metadata["safety"] = result.safety.as_metadata()
-            await self.history.add(
+            stored = await self.history.add(
                 session_id,
                 Sender.ASSISTANT,
                 result.text,
                 message_type=MessageType.AUDIO,
                 metadata=metadata,
             )
+            if reply is not None:
+                reply.message_id = stored.id
             return result.text
+
+    async def interrupted(self, session_id: str, message_id: str, spoken: str) -> None:
+        """The caller barged in on a stored reply: keep only what they heard of it (nothing
+        heard: the text stays), marked `metadata.interrupted`."""
+        row = await ChatMessage.filter(id=message_id, session_id=session_id).first()
+        if row is None:
+            return
+        row.metadata = {**(row.metadata or {}), "interrupted": True}
+        row.content = spoken or row.content
+        await row.save(update_fields=["content", "metadata"])
+        self.history.cache.drop(session_id)
 
     async def _context(self, session_id: str, system_prompt: str) -> list[PromptMessage]:
         """The system prompt and the call's last N messages, the caller's newest last."""

@@ -4,7 +4,9 @@ All marks are `time.monotonic()` seconds. A turn is reported once its first audi
 gone out and the model's whole reply is in (usually later: speech starts on the first
 sentence): one `voice turn latency` log line, and the `mobok_voice_stage_seconds` histogram.
 
-    end_of_utterance  last speech frame -> the silence rule closes the utterance (VAD wait)
+    end_of_utterance  last speech frame -> the turn is judged over (the pause, then the
+                      end-of-turn model; or the longest silence)
+    decision          the end-of-turn model's own time (part of end_of_utterance)
     stt               the speech-to-text call
     llm_wait          time spent waiting on the model until its first sentence is complete
     tts               the text-to-speech call for that sentence
@@ -29,6 +31,7 @@ class TurnTimings:
     turn_detected: float  # the silence rule fired
     call_id: str = ""
     turn: int = 0  # 1 for the call's first answered utterance
+    decision_seconds: float | None = None  # the end-of-turn model, when it ended the turn
     stt_seconds: float | None = None
     stt_done: float | None = None
     model: ModelClock = field(default_factory=ModelClock)
@@ -90,6 +93,7 @@ class TurnTimings:
         """Durations, and the marks as milliseconds after the end of speech."""
         return {
             "end_of_utterance": _ms(self.end_of_utterance),
+            "end_of_turn_decision": _ms(self.decision_seconds),
             "stt": _ms(self.stt_seconds),
             "llm_first_token": _ms(_since(self.model.started, self.model.first_token)),
             "llm_wait": _ms(self.llm_wait),
@@ -118,6 +122,8 @@ class TurnTimings:
         self.reported = True
         VOICE_STAGE_SECONDS.labels("end_of_utterance").observe(self.end_of_utterance)
         VOICE_STAGE_SECONDS.labels("first_audio").observe(self.total or 0.0)
+        if self.decision_seconds is not None:
+            VOICE_STAGE_SECONDS.labels("end_of_turn_decision").observe(self.decision_seconds)
         overhead = self.overhead
         if overhead is not None:
             VOICE_STAGE_SECONDS.labels("overhead").observe(max(0.0, overhead))

@@ -101,6 +101,7 @@ class SpeakerTrack(MediaStreamTrack):
         self._start: float | None = None
         self._pts = 0
         self.send_opus = False  # the peer sets it once Opus is the negotiated codec
+        self.held = False  # silence for now, the queue kept (the caller may be barging in)
         self.pacing = Pacing()
 
     def play(self, pcm: bytes, on_start: Callable[[float], None] | None = None) -> Clip:
@@ -121,8 +122,16 @@ class SpeakerTrack(MediaStreamTrack):
         self._clips.append(clip)
         return clip
 
+    def hold(self) -> None:
+        """Send silence from the next frame on, keeping the queue where it is."""
+        self.held = True
+
+    def resume(self) -> None:
+        self.held = False
+
     def clear(self) -> None:
-        """Drop whatever is queued (the call ends)."""
+        """Drop whatever is queued (the call ends, the caller barged in)."""
+        self.held = False
         while self._clips:
             self._done(self._clips.popleft())
 
@@ -183,7 +192,7 @@ class SpeakerTrack(MediaStreamTrack):
             log.warning("outgoing audio stalled", extra={"lagMs": round(lag * 1000)})
 
     def _next_unit(self) -> tuple[bytes, bool]:
-        while self._clips:
+        while self._clips and not self.held:
             clip = self._clips[0]
             if clip.played < len(clip.units):
                 if clip.played == 0 and clip.on_start is not None:

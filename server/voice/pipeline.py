@@ -1,13 +1,15 @@
 """One call's voice pipeline, top to bottom:
 
-    caller's track -> resample (16 kHz mono) -> VAD -> turns (end of utterance)
-      -> STT -> model (sentence by sentence) -> TTS -> outgoing track + `ai-audio-response`
+    caller's track -> resample (16 kHz mono) -> VAD (loudness gate, Silero) -> turns
+      -> at a pause: Smart Turn (a thread) and STT of the audio so far, side by side
+      -> model (first clause, then sentence by sentence) -> TTS -> outgoing track
+         + `ai-audio-response`
+    the caller speaking over the AI -> barge-in: hold, then stop (`bargein`)
 
 The greeting is spoken first, a moment after the media connects; utterances are answered
-one at a time, in order. Resampling, VAD and turn detection take ~25 us per 20 ms frame and
-run on the event loop: a thread hop per frame costs more than the work (measured by the
-voice bench). Decoding TTS audio runs in a thread, STT in its provider (a worker process or
-HTTP), never on the event loop.
+one at a time, in order. Resampling, VAD and turn detection run on the event loop (a chunk
+costs less than a thread hop); Smart Turn runs in its thread, STT in its provider (a worker
+process or HTTP), decoding TTS audio in small steps on the loop (`clips`).
 """
 
 from __future__ import annotations
@@ -18,38 +20,56 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
+import onnxruntime as ort
 from aiortc import MediaStreamTrack
 from av.audio.frame import AudioFrame
 
 from server.ai.audio import wav_bytes
+from server.chat import clock
 from server.conversation.ratelimit import RateLimiter
 from server.errors import ChatError
+from server.metrics import VOICE_TURN_EVENTS
 from server.texts import AI_FAILED, RATE_LIMITED, SPEECH_FAILED
+from server.voice import endpoint, models
+from server.voice.bargein import BargeIn
 from server.voice.inbound import audio_frames
 from server.voice.latency import TurnTimings
 from server.voice.outbound import SpeakerTrack
 from server.voice.ports import Conversation, Emit, Synthesizer, Transcriber
 from server.voice.resample import RATE, MonoResampler
 from server.voice.settings import VoiceSettings
-from server.voice.speaker import Line, Speaker
-from server.voice.turns import TurnDetector, Utterance
+from server.voice.speaker import Line, Reply, Speaker
+from server.voice.turns import (
+    Event,
+    Pause,
+    SpeechOnset,
+    SpeechStarted,
+    TurnDetector,
+    Utterance,
+)
 from server.voice.vad import SpeechDetector
 
 log = logging.getLogger(__name__)
 
 
 class Hearing:
-    """resample -> VAD -> turns for one frame of the caller (~25 us)."""
+    """resample -> VAD -> turns for one frame of the caller."""
 
-    def __init__(self, settings: VoiceSettings) -> None:
+    def __init__(self, settings: VoiceSettings, vad_model: ort.InferenceSession) -> None:
         self._resample = MonoResampler(RATE)
-        self._vad = SpeechDetector(settings.vad_aggressiveness, RATE)
-        self._turns = TurnDetector(settings.vad_silence_ms, settings.vad_min_speech_ms)
+        self.vad = SpeechDetector(vad_model, settings.vad_threshold)
+        self.turns = TurnDetector(
+            pause_ms=settings.pause_ms,
+            max_silence_ms=settings.max_silence_ms,
+            min_speech_ms=settings.vad_min_speech_ms,
+            max_utterance_ms=int(settings.max_utterance_seconds * 1000),
+            confirm_ms=settings.barge_in_ms,
+        )
 
-    def __call__(self, frame: AudioFrame, arrived: float) -> list[Utterance]:
+    def __call__(self, frame: AudioFrame, arrived: float) -> list[Event]:
         pcm = self._resample(frame)
-        done = (self._turns.feed(chunk, speech, arrived) for chunk, speech in self._vad(pcm))
-        return [utterance for utterance in done if utterance is not None]
+        done = (self.turns.feed(chunk, speech, arrived) for chunk, speech in self.vad(pcm))
+        return [event for event in done if event is not None]
 
 
 class CallPipeline:
@@ -71,18 +91,24 @@ class CallPipeline:
         self._conversation = conversation
         self._emit = emit
         self._settings = settings
-        self._hearing = Hearing(settings)
         self._speaker = Speaker(tts, track, emit, self._speaking_failed)
+        self._barge_in = BargeIn(track, enabled=settings.barge_in)
+        self._reply: Reply | None = None  # the latest reply, as the caller heard it
+        self._responding = False  # the model is writing `_reply`
+        self._answering: asyncio.Task[None] | None = None
+        self._revising: asyncio.Task[None] | None = None  # storing an interruption
         self._utterances: asyncio.Queue[Utterance] = asyncio.Queue()
         self._greeted = asyncio.Event()
         # the peer lives in this process: its own window (MAX_VOICE_TURNS_PER_MINUTE)
         self._turn_limit = RateLimiter(settings.max_turns_per_minute)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self.turns: list[TurnTimings] = []  # latency of every answered utterance
 
     def start(self, incoming: MediaStreamTrack) -> None:
         """Media flows: greet after the configured delay, listen, answer."""
         self._spawn(self._greet())
+        if self._settings.turn_model == "smart-turn":
+            self._spawn(self._warm_up())
         self._spawn(self._listen(incoming))
         self._spawn(self._converse())
 
@@ -93,10 +119,11 @@ class CallPipeline:
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._speaker.close()
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _greet(self) -> None:
         try:
@@ -109,18 +136,110 @@ class CallPipeline:
             self._greeted.set()
 
     async def _listen(self, incoming: MediaStreamTrack) -> None:
+        try:
+            vad_model = await asyncio.to_thread(models.session, models.SILERO_VAD)
+        except models.ModelUnavailable as exc:
+            log.error("voice activity model unavailable: the AI cannot hear this call: %s", exc)
+            raise
+        hearing = Hearing(self._settings, vad_model)
         async for frame in audio_frames(incoming):
-            for utterance in self._hearing(frame, time.monotonic()):
-                self._utterances.put_nowait(utterance)
+            now = time.monotonic()
+            for event in hearing(frame, now):
+                if isinstance(event, Utterance):
+                    self._utterances.put_nowait(event)
+                elif isinstance(event, Pause):
+                    event.transcript = self._spawn_transcript(event.pcm)
+                    if self._settings.turn_model == "smart-turn":
+                        self._spawn(self._decide(hearing.turns, event))
+                elif isinstance(event, SpeechOnset):
+                    self._barge_in.onset(now, self._ai_talking())
+                elif isinstance(event, SpeechStarted):
+                    if self._barge_in.confirmed(self._ai_talking()):
+                        self._interrupt()
+            self._barge_in.tick(now)
         log.info("caller audio ended", extra={"callId": self.call_id})
+
+    async def _warm_up(self) -> None:
+        """Start the end-of-turn worker while the greeting plays (the first call's ~1 s)."""
+        try:
+            await endpoint.start()
+        except Exception as exc:
+            log.error("end-of-turn model unavailable: turns end on silence alone: %s", exc)
+
+    async def _decide(self, turns: TurnDetector, pause: Pause) -> None:
+        """After a pause: the end-of-turn model judges the audio so far (off the loop)."""
+        started = time.monotonic()
+        try:
+            # TURN_DECISION_DEADLINE_MS: 200 ms of pause + 300 ms is, at worst, the fixed
+            # 500 ms silence rule this replaced
+            deadline = self._settings.turn_decision_deadline_ms / 1000
+            complete = await asyncio.wait_for(endpoint.decide(pause.pcm), deadline)
+        except TimeoutError:
+            # no verdict in time (a busy machine): the pause so far ends the turn, as the
+            # fixed 500 ms silence rule did, rather than waiting for the longest silence
+            utterance = turns.end(pause, time.monotonic(), None, "deadline")
+            if utterance is not None:
+                self._utterances.put_nowait(utterance)
+            return
+        except Exception as exc:  # the worker died: the longest silence ends the turn
+            log.warning("end-of-turn decision failed: %s", exc)
+            return
+        decided = time.monotonic()
+        if complete < endpoint.COMPLETE:
+            VOICE_TURN_EVENTS.labels("turn_continued").inc()
+            return  # the caller goes on, or the longest silence ends the turn
+        utterance = turns.end(pause, decided, decided - started)
+        if utterance is not None:
+            self._utterances.put_nowait(utterance)
+
+    def _spawn_transcript(self, pcm: bytes) -> asyncio.Task[str | None]:
+        """STT of the utterance so far, started at the pause while the end of the turn is
+        decided: once it is, the transcript is (nearly) ready. None when STT failed."""
+        task = asyncio.create_task(self._transcribe(pcm))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _transcribe(self, pcm: bytes) -> str | None:
+        try:
+            return (
+                await self._stt.transcribe(wav_bytes(pcm, RATE), filename="utterance.wav")
+            ).strip()
+        except Exception as exc:
+            log.warning("speech to text failed: %s", exc)
+            return None
+
+    def _ai_talking(self) -> bool:
+        return self._speaker.busy or self._responding
+
+    def _interrupt(self) -> None:
+        """The caller spoke over the AI: silence now, drop the rest of the reply, keep what
+        was said (stored with `metadata.interrupted`), tell the page."""
+        VOICE_TURN_EVENTS.labels("interruption").inc()
+        self._speaker.interrupt()
+        reply = self._reply
+        if self._responding and self._answering is not None:
+            self._answering.cancel()  # the model's stream too; respond stores what was said
+        elif reply is not None and reply.message_id is not None:
+            self._revising = self._spawn(
+                self._conversation.interrupted(self.session_id, reply.message_id, reply.text)
+            )
+        log.info(
+            "caller barged in",
+            extra={"callId": self.call_id, "spoken": len(reply.spoken) if reply else 0},
+        )
+        self._spawn(self._tell_interrupted())
+
+    async def _tell_interrupted(self) -> None:
+        await self._emit("ai-audio-interrupted", {"timestamp": clock.to_ms(clock.now())})
 
     async def _converse(self) -> None:
         await self._greeted.wait()  # answers never overtake the greeting
         while True:
             utterance = await self._utterances.get()
-            try:
-                await self._answer(utterance)
-            except Exception as exc:
+            self._answering = answering = self._spawn(self._answer(utterance))
+            await asyncio.wait({answering})  # cancelled by a barge-in, or done
+            if not answering.cancelled() and (exc := answering.exception()) is not None:
                 log.error("voice turn failed", exc_info=exc)
 
     async def _answer(self, utterance: Utterance) -> None:
@@ -133,39 +252,55 @@ class CallPipeline:
             utterance.detected_at,
             call_id=self.call_id,
             turn=len(self.turns) + 1,
+            decision_seconds=utterance.decision_seconds,
         )
-        try:
-            wav = wav_bytes(utterance.pcm, RATE)
-            started = time.monotonic()
-            transcript = (await self._stt.transcribe(wav, filename="utterance.wav")).strip()
-        except Exception as exc:
-            log.warning("speech to text failed: %s", exc)
+        VOICE_TURN_EVENTS.labels(f"end_of_turn_{utterance.ended_by}").inc()
+        started = time.monotonic()
+        transcript = None
+        if utterance.transcript is not None:  # started at the pause
+            transcript = await utterance.transcript
+        if transcript is None:
+            transcript = await self._transcribe(utterance.pcm)
+        if transcript is None:
             await self._emit("error", {"message": SPEECH_FAILED})
             return
         timings.stt_finished(started, time.monotonic())
         if not transcript:
             log.info("utterance without words", extra={"seconds": round(utterance.seconds, 2)})
+            VOICE_TURN_EVENTS.labels("false_start").inc()
             return
         spoken = 0
+        reply = Reply()
 
         async def on_sentence(sentence: str) -> None:
             nonlocal spoken
             timings.sentence_ready(time.monotonic())
-            self._speaker.say(Line(sentence, transcript, None if spoken else timings))
+            self._speaker.say(Line(sentence, transcript, None if spoken else timings, reply))
             spoken += 1
 
+        if self._revising is not None:
+            # the interrupted reply is stored as heard before this one is answered
+            await asyncio.wait({self._revising})
+        self._reply, self._responding = reply, True
         try:
-            reply = await self._conversation.respond(
-                self.session_id, self.call_id, transcript, on_sentence, model_clock=timings.model
+            text = await self._conversation.respond(
+                self.session_id,
+                self.call_id,
+                transcript,
+                on_sentence,
+                model_clock=timings.model,
+                reply=reply,
             )
         except Exception as exc:
             log.warning("voice reply failed: %s", exc)
             message = exc.message if isinstance(exc, ChatError) else AI_FAILED
             await self._emit("error", {"message": message})
             return
+        finally:
+            self._responding = False
         if not spoken:
             timings.sentence_ready(time.monotonic())
-            self._speaker.say(Line(reply, transcript, timings))
+            self._speaker.say(Line(text, transcript, timings, reply))
         self.turns.append(timings)
         timings.reply_finished()
 

@@ -30,6 +30,15 @@ class Synthesizer(Protocol):
     async def synthesize(self, text: str, *, on_first_byte: FirstByte | None = None) -> bytes: ...
 
 
+class HeardReply(Protocol):
+    """A reply as the caller heard it (`speaker.Reply`)."""
+
+    message_id: str | None
+
+    @property
+    def text(self) -> str: ...
+
+
 class Conversation(Protocol):
     async def respond(
         self,
@@ -39,7 +48,10 @@ class Conversation(Protocol):
         on_sentence: SentenceSink | None = None,
         *,
         model_clock: ModelClock | None = None,
+        reply: HeardReply | None = None,
     ) -> str: ...
+
+    async def interrupted(self, session_id: str, message_id: str, spoken: str) -> None: ...
 
     async def greet(self, session_id: str, call_id: str) -> str: ...
 

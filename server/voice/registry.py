@@ -10,6 +10,7 @@ from aiortc import RTCIceCandidate
 
 from server.calls.errors import CallFinished, CallNotFound
 from server.calls.status import FINAL, CallStatus
+from server.voice import endpoint
 from server.voice.call import AICall, VoiceDeps
 from server.voice.ports import Emit
 
@@ -102,6 +103,7 @@ class AICalls:
         self._calls.clear()
         self._early.clear()
         await asyncio.gather(*(c.hang_up() for c in calls), return_exceptions=True)
+        await endpoint.stop()  # the end-of-turn worker process
 
     def _forget(self, call: AICall) -> None:
         key = (call.session_id, call.peer_id)

@@ -2,7 +2,8 @@
 
 Lines are spoken one at a time, in the order they were queued: the model streams sentence
 by sentence, and the first sentence plays while the next ones are still being written and
-synthesized.
+synthesized. `interrupt` (barge-in) silences the track at once, drops the queued lines and
+cancels the synthesis in progress; each line's `Reply` knows which sentences were heard.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import base64
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from server.chat import clock
 from server.voice.clips import units
@@ -26,11 +27,25 @@ log = logging.getLogger(__name__)
 SYNTHESIS_GRACE_SECONDS = 2.0
 
 
+@dataclass(eq=False, slots=True)
+class Reply:
+    """One reply as the caller heard it: the sentences whose audio started playing, and the
+    stored message once there is one (`VoiceConversation.respond` sets it)."""
+
+    spoken: list[str] = field(default_factory=list)
+    message_id: str | None = None
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.spoken)
+
+
 @dataclass(frozen=True, slots=True)
 class Line:
     text: str
     transcript: str | None = None  # what the caller said, for replies
     timings: TurnTimings | None = None  # set on the first line of a reply
+    reply: Reply | None = None  # the reply it belongs to
 
 
 class Speaker:
@@ -47,6 +62,7 @@ class Speaker:
         self._on_error = on_error
         self._lines: asyncio.Queue[Line] = asyncio.Queue()
         self._synthesis: asyncio.Future[bytes] | None = None
+        self._current: asyncio.Task[None] | None = None  # the line being spoken
         self._encoder: StreamEncoder | None = None  # Opus, once a clip needs it
         self._task = asyncio.create_task(self._run())
 
@@ -54,12 +70,32 @@ class Speaker:
         if line.text.strip():
             self._lines.put_nowait(line)
 
+    @property
+    def busy(self) -> bool:
+        """Speaking, or about to: a line queued, synthesized, or audio on the track."""
+        speaking = self._current is not None and not self._current.done()
+        return speaking or not self._lines.empty() or self._track.playing
+
+    def interrupt(self) -> None:
+        """Stop talking now: silence on the track from its next frame, queued lines
+        dropped, the synthesis in progress cancelled."""
+        self._track.clear()
+        while not self._lines.empty():
+            self._lines.get_nowait()
+            self._lines.task_done()
+        if self._current is not None:
+            self._current.cancel()
+        if self._synthesis is not None:
+            self._synthesis.cancel()
+
     async def finished(self) -> None:
         """Every queued line has been synthesized and queued on the track."""
         await self._lines.join()
 
     async def close(self) -> None:
         self._task.cancel()
+        if self._current is not None:
+            self._current.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
         # A synthesis cut off mid-way can leave its subprocess (espeak-ng) and pipes behind:
         # let it finish briefly, cancel it only if it hangs.
@@ -71,11 +107,12 @@ class Speaker:
     async def _run(self) -> None:
         while True:
             line = await self._lines.get()
+            self._current = current = asyncio.create_task(self._speak(line))
             try:
-                await self._speak(line)
-            except Exception as exc:
-                # one sentence that fails to synthesize must not silence the rest
-                await self._on_error(exc)
+                await asyncio.wait({current})
+                if not current.cancelled() and (exc := current.exception()) is not None:
+                    # one sentence that fails to synthesize must not silence the rest
+                    await self._on_error(exc)
             finally:
                 self._lines.task_done()
 
@@ -99,8 +136,15 @@ class Speaker:
             if self._encoder is None:  # once a call, off the loop: setting up libopus
                 self._encoder = await asyncio.to_thread(StreamEncoder.opened)
             encoder = self._encoder
+
+        def on_audio(at: float) -> None:
+            if timings is not None:
+                timings.audio_out(at)
+            if line.reply is not None:
+                line.reply.spoken.append(line.text)
+
         # played while it is decoded: speech starts once its first units are ready
-        clip = self._track.open_clip(on_start=timings.audio_out if timings else None)
+        clip = self._track.open_clip(on_start=on_audio)
         try:
             for batch in units(audio, encoder):
                 clip.add(batch)

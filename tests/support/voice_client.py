@@ -23,6 +23,35 @@ KEYWORDS = ("senior", "citizens", "services")
 LOUD = 500  # peak sample value of a frame that carries sound rather than silence
 
 
+def spoken_pcm(text: str = UTTERANCE) -> np.ndarray:
+    """`text` spoken by espeak-ng as 48 kHz mono float samples, silence trimmed off."""
+    samples = np.frombuffer(decode_to_pcm(spoken_wav(text), SAMPLE_RATE), dtype="<i2")
+    loud = np.flatnonzero(np.abs(samples) > 300)
+    return samples[loud[0] : loud[-1] + 1].astype(np.float64)
+
+
+def silence(seconds: float) -> np.ndarray:
+    return np.zeros(int(seconds * SAMPLE_RATE))
+
+
+def pink_noise(seconds: float, rms: float, seed: int = 1) -> np.ndarray:
+    """Steady pink (1/f) noise, as a fan or air conditioning sounds, at `rms`."""
+    n = int(seconds * SAMPLE_RATE)
+    spectrum = np.fft.rfft(np.random.default_rng(seed).standard_normal(n))
+    spectrum /= np.sqrt(np.maximum(np.arange(spectrum.size), 1))
+    noise = np.fft.irfft(spectrum, n)
+    return noise * rms / np.sqrt(np.mean(noise**2))
+
+
+def rms(samples: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(samples[np.abs(samples) > 300] ** 2)))
+
+
+def pcm16(samples: np.ndarray) -> bytes:
+    """Float samples -> s16 bytes, clipped as a microphone would."""
+    return np.clip(np.round(samples), -32768, 32767).astype("<i2").tobytes()
+
+
 def espeak_available() -> bool:
     return shutil.which("espeak-ng") is not None
 
@@ -46,6 +75,7 @@ class Caller:
         self.pc.addTrack(self.mic)
         self.frames_heard = 0
         self.loud_frames = 0
+        self.last_loud = 0.0  # loop time of the last frame with sound in it
         self._sound = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
         self.pc.on("track", self._on_track)
@@ -58,6 +88,19 @@ class Caller:
 
     async def accept(self, answer: dict[str, Any]) -> None:
         await self.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
+
+    def play(self, samples: np.ndarray) -> asyncio.Future[None]:
+        """Play 48 kHz mono float samples into the call; done once sent."""
+        return self.mic.play(pcm16(samples)).finished
+
+    async def silent_for(self, seconds: float, timeout: float = 30) -> None:
+        """Wait until the AI has been silent for `seconds`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() - self.last_loud < seconds:
+            if loop.time() > deadline:
+                raise TimeoutError("the AI kept talking")
+            await asyncio.sleep(0.05)
 
     def say(self, wav: bytes) -> asyncio.Future[None]:
         """Play a WAV into the call; the future is done once it has been sent."""
@@ -86,6 +129,7 @@ class Caller:
             self.frames_heard += 1
             if int(np.abs(frame.to_ndarray()).max()) > LOUD:
                 self.loud_frames += 1
+                self.last_loud = asyncio.get_running_loop().time()
                 self._sound.set()
 
     async def close(self) -> None:

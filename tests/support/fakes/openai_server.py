@@ -38,6 +38,7 @@ class FakeOpenAI:
     hang: bool = False  # never answer
     stall: bool = False  # start streaming a reply, then never finish it
     delay: float = 0.0
+    piece_delay: float = 0.0  # between the streamed pieces of a reply's text (a slow model)
     stream_error: bool = False  # an `error` event in the middle of a streamed reply
     malformed_chunk: bool = False  # a chunk that is not JSON in the middle of a reply
     url: str = ""
@@ -138,6 +139,8 @@ class FakeOpenAI:
                 await response.write(f"data: {json.dumps(error)}\n\n".encode())
             if index == 1 and self.malformed_chunk:
                 await response.write(b'data: {"choices": [{"delta": \n\n')
+            if index > 1 and self.piece_delay:
+                await asyncio.sleep(self.piece_delay)
             event = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
             await response.write(f"data: {json.dumps(event, ensure_ascii=False)}\n\n".encode())
         final = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]}
