@@ -17,7 +17,7 @@ from aiohttp import WSMsgType, web
 from pydantic import Field
 
 from namespaces.base import Payload, parse
-from namespaces.websocket import WebSocketEndpoint, send_json
+from namespaces.websocket import WebSocketEndpoint
 from server.agents.connections import (
     AgentEvent,
     AutoReport,
@@ -30,6 +30,7 @@ from server.agents.service import AGENT_PROTOCOL, AgentChatService, ChatRequest
 from server.auth import Grant, websocket_token
 from server.errors import InvalidField
 from server.keys import AGENT_CHAT, SETTINGS
+from server.outbox import Outbox
 from server.ownership import Kind
 from server.texts import (
     CONNECTION_REPLACED,
@@ -77,21 +78,23 @@ def frame_of(event: AgentEvent) -> dict[str, Any]:
 
 
 class WebSocketLink:
-    """One client connection, as the core sees it."""
+    """One client connection, as the core sees it: frames go through its own bounded
+    queue, so a client that does not read never holds up a broadcast (`auto_report`)."""
 
-    def __init__(self, ws: web.WebSocketResponse) -> None:
+    def __init__(self, ws: web.WebSocketResponse, outbox: Outbox) -> None:
         self.ws = ws
+        self.outbox = outbox
 
     async def send(self, event: AgentEvent) -> bool:
-        return await send_json(self.ws, frame_of(event))
+        return await self.send_frame(frame_of(event))
 
     async def send_frame(self, frame: dict[str, Any]) -> bool:
-        return await send_json(self.ws, frame)
+        return self.outbox.put(orjson.dumps(frame))
 
     async def close(self, code: int, error: str | None = None) -> None:
         if error is not None:
             await self.send_frame(error_frame(error))
-        await self.ws.close(code=code)
+        await self.outbox.close(code)
 
 
 def error_frame(message: str) -> dict[str, Any]:
@@ -124,7 +127,8 @@ class AgentChatEndpoint(WebSocketEndpoint):
         self, request: web.Request, ws: web.WebSocketResponse, client_id: str, grant: Grant
     ) -> None:
         service = request.app[AGENT_CHAT]
-        link = WebSocketLink(ws)
+        outbox = Outbox(ws, request, request.app[SETTINGS].ws_max_unsent_bytes)
+        link = WebSocketLink(ws, outbox)
         replaced = service.connect(client_id, link, request.query.getall("project_id", []))
         if isinstance(replaced, WebSocketLink):
             await replaced.close(REPLACED_CLOSE_CODE, CONNECTION_REPLACED)
@@ -134,6 +138,7 @@ class AgentChatEndpoint(WebSocketEndpoint):
         finally:
             service.disconnect(client_id, link)
             log.info("agent client disconnected", extra={"client": client_id})
+            await outbox.aclose()
 
     async def finish(self, app: web.Application) -> None:
         """The answers being generated are finished before the sockets close."""

@@ -12,7 +12,7 @@ from server.auth import socket_grant, with_token_user
 from server.chat import clock
 from server.chat.history import StoredMessage
 from server.chat.service import HISTORY_LIMIT, ChatService, JoinResult
-from server.errors import ChatError
+from server.errors import ChatError, describe_failure
 from server.metrics import TurnClock
 from server.texts import JOINED, SESSION_NOT_FOUND
 
@@ -30,6 +30,8 @@ class JoinChat(Payload):
 class SendMessage(Payload):
     sessionId: str = SessionId
     message: str
+    # an addition: a retry with the same id stores nothing twice and gets the first ack
+    clientMessageId: str | None = Field(default=None, min_length=1, max_length=64)
 
 
 class LeaveChat(Payload):
@@ -107,6 +109,9 @@ class ChatNamespace(ContractNamespace):
             for m in await self.chat.missed(session_id, req.lastMessageId):
                 await self.emit(_LIVE_EVENT_OF_SENDER[m.sender], live_message(m), to=sid)
                 replayed.add(m.id)
+            # questions a dead instance was answering: answered here, now
+            for question in await self.chat.orphaned_in(session_id):
+                self.spawn(self._answer(None, question))
             return reply
 
     async def _enter(self, sid: str, req: JoinChat, joined: JoinResult) -> dict[str, Any]:
@@ -131,13 +136,24 @@ class ChatNamespace(ContractNamespace):
     async def on_send_message(self, sid: str, data: Any) -> dict[str, Any]:
         req = parse(SendMessage, data)
         await self._require_member(sid, req.sessionId)
-        stored = await self.chat.accept(req.sessionId, req.message)
-        sent = live_message(stored)
+        user = (await self.get_session(sid)).get("user")
+        caller = f"user:{user}" if user else f"socket:{sid}"
+        accepted = await self.chat.accept(req.sessionId, req.message, req.clientMessageId, caller)
+        sent = live_message(accepted.message)
+        if accepted.repeated:  # stored and answered (or being answered) once already
+            return sent
         await self.emit("message-sent", sent, room=room(req.sessionId))
-        self.spawn(self._answer(sid, stored))
+        self.spawn(self._answer(sid, accepted.message))
         return sent
 
-    async def _answer(self, sid: str, stored: StoredMessage) -> None:
+    async def take_over(self, claimed: list[tuple[str, str]]) -> None:
+        """Answer the questions of turns orphaned by a dead instance (`keep_leases`)."""
+        for question in await self.chat.orphaned(claimed):
+            self.spawn(self._answer(None, question))
+
+    async def _answer(self, sid: str | None, stored: StoredMessage) -> None:
+        """Answer `stored`, sent by the socket `sid` (None: a question taken over from a
+        dead instance, whose failure the session's room is told)."""
         session_id = stored.session_id
         turn = TurnClock(self.namespace)
 
@@ -151,7 +167,11 @@ class ChatNamespace(ContractNamespace):
             reply = await self.chat.reply(stored, on_delta)
         except Exception as exc:
             turn.failed()
-            await self.fail(sid, exc)
+            if sid is not None:
+                await self.fail(sid, exc)
+            else:
+                failure = {"message": describe_failure(exc)}
+                await self.emit("error", failure, room=room(session_id))
             return
         await self.emit("ai-message", live_message(reply), room=room(session_id))
         turn.done()

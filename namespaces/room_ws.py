@@ -10,12 +10,14 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from namespaces.websocket import WebSocketEndpoint, send_json
+from namespaces.websocket import WebSocketEndpoint
 from server.auth import Grant
 from server.errors import ChatError
 from server.keys import ROOMS, SETTINGS
+from server.outbox import Outbox
 from server.ownership import Kind
 from server.rest.rooms import SID
 from server.rooms import RoomService, error_frame, parse_frame
@@ -26,16 +28,17 @@ log = logging.getLogger(__name__)
 
 
 class WebSocketClient:
-    """One room socket, as the room core sees it."""
+    """One room socket, as the room core sees it: a frame sent to it is queued (its own
+    bounded queue), so a client that does not read never holds up its room."""
 
-    def __init__(self, ws: web.WebSocketResponse) -> None:
-        self._ws = ws
+    def __init__(self, outbox: Outbox) -> None:
+        self.outbox = outbox
 
     async def send(self, frame: Mapping[str, Any]) -> None:
-        await send_json(self._ws, frame)  # gone mid-send: its own handler takes it out
+        self.outbox.put(orjson.dumps(frame))  # a client gone or cut off: its handler ends
 
     async def close(self) -> None:
-        await self._ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+        await self.outbox.close(WSCloseCode.GOING_AWAY, b"server shutdown")
 
 
 class RoomEndpoint(WebSocketEndpoint):
@@ -59,8 +62,9 @@ class RoomEndpoint(WebSocketEndpoint):
         self, request: web.Request, ws: web.WebSocketResponse, sid: str, grant: Grant
     ) -> None:
         rooms = request.app[ROOMS]
-        max_length = request.app[SETTINGS].max_message_length
-        client = WebSocketClient(ws)
+        settings = request.app[SETTINGS]
+        max_length = settings.max_message_length
+        client = WebSocketClient(Outbox(ws, request, settings.ws_max_unsent_bytes))
         await rooms.join(sid, client)
         try:
             async for message in ws:
@@ -70,6 +74,7 @@ class RoomEndpoint(WebSocketEndpoint):
                     await client.send(error_frame(invalid_field("payload")))
         finally:
             await rooms.leave(sid, client)
+            await client.outbox.aclose()
 
     async def finish(self, app: web.Application) -> None:
         """Replies in flight end, then the room core closes its clients."""

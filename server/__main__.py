@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
             port=settings.port,
             access_log=None,
             shutdown_timeout=settings.ai_timeout_seconds + 5,
+            # also the time a connection has to send a whole request head: trickled headers
+            # (slowloris) are cut off then, as idle keep-alive connections are
+            keepalive_timeout=settings.http_keepalive_seconds,
             # many clients connecting at once (a reconnect storm) must not overflow the queue
             backlog=1024,
             loop=_event_loop(),

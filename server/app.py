@@ -12,6 +12,8 @@ from namespaces.chat import ChatNamespace
 from server import db
 from server.config import Settings
 from server.keys import CHAT, SETTINGS, SIO
+from server.logs import quiet_client_http_mistakes
+from server.origin import websocket_origins
 from server.rest.openapi import ApiRegistry
 from server.texts import TEMPORARY_FAILURE
 from server.transport import Transport, create_transport
@@ -24,7 +26,10 @@ TRANSPORT = web.AppKey("transport", Transport)
 
 def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or Settings()
-    app = web.Application(middlewares=[rest_errors], client_max_size=settings.max_payload_bytes)
+    quiet_client_http_mistakes()  # aiohttp's tracebacks for requests it cannot parse
+    app = web.Application(
+        middlewares=[websocket_origins, rest_errors], client_max_size=settings.max_payload_bytes
+    )
     app[SETTINGS] = settings
 
     app[TRANSPORT] = transport = create_transport(settings)  # server/transport/README.md

@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     db_user: str = "root"
     db_password: str = ""
     db_name: str = "mobok"
+    # connecting, waiting for a pooled connection and each statement: then a temporary failure
+    db_query_timeout_seconds: float = Field(default=5.0, gt=0)
 
     ai_provider: ProviderName | None = None
     ai_timeout_seconds: float = Field(default=30.0, gt=0)
@@ -102,12 +104,17 @@ class Settings(BaseSettings):
     max_message_length: int = Field(default=2000, gt=0)
     max_ai_requests_per_minute: int = Field(default=10, gt=0)
     history_context_messages: int = Field(default=20, gt=0)
+    # with Redis: an answer in progress on an instance that died is taken over this long after
+    turn_lease_seconds: float = Field(default=10.0, gt=0)
 
     welfare_catalog_path: Path | None = None
     # POSTed {protocol, sessionId, category, level, timestamp} for every message at risk
     safety_webhook_url: str | None = None
     agents_path: Path | None = None  # §3 agents per project; None = the shipped file
+    http_keepalive_seconds: float = Field(default=15.0, gt=0)  # idle, or a request head unsent
     ws_heartbeat_seconds: float = Field(default=30.0, gt=0)  # protocol pings on plain websockets
+    # a plain websocket client with this much sent to it but not yet read is cut off
+    ws_max_unsent_bytes: int = Field(default=16 * 1024 * 1024, ge=64 * 1024)
     delta_flush_ms: float = Field(default=30.0, ge=0)  # token deltas coalesced this long
     log_level: str = "INFO"
 

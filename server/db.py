@@ -22,9 +22,11 @@ import asyncpg
 from pymysql import err as mysql_errors
 from tortoise import Tortoise
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.exceptions import DBConnectionError, OperationalError, TransactionManagementError
 
 from models import MODEL_MODULES
+from server.db_clients import bounded_connection
 
 log = logging.getLogger(__name__)
 _connection_name = "default"
@@ -48,6 +50,7 @@ DB_UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 MYSQL_CONNECT_TIMEOUT_SECONDS = 5
 POSTGRES_CONNECT_TIMEOUT_SECONDS = 5
 PING_TIMEOUT_SECONDS = 5.0
+DEFAULT_QUERY_TIMEOUT_SECONDS = 5.0  # `DB_QUERY_TIMEOUT_SECONDS`
 
 
 class DatabaseUnreachable(ConnectionError):
@@ -161,11 +164,12 @@ def _with_driver_options(url: str) -> str:
     return url
 
 
-async def init_db(url: str) -> None:
-    """Connect and create missing tables; safe to run on every start and on many instances."""
+async def init_db(url: str, query_timeout: float = DEFAULT_QUERY_TIMEOUT_SECONDS) -> None:
+    """Connect and create missing tables; safe to run on every start and on many instances.
+    Every statement must finish within `query_timeout` seconds (`server.db_clients`)."""
     url = normalized(url)
     try:
-        await _connect(url)
+        await _connect(url, query_timeout)
     except (*DB_UNAVAILABLE_ERRORS, asyncpg.PostgresError, mysql_errors.Error, ValueError) as exc:
         await Tortoise.close_connections()
         raise DatabaseUnreachable(
@@ -174,7 +178,7 @@ async def init_db(url: str) -> None:
     log.info("database ready", extra={"db": redact(url)})
 
 
-async def _connect(url: str) -> None:
+async def _connect(url: str, query_timeout: float) -> None:
     if url.startswith("mysql://"):
         await _create_mysql_database(url)
     elif url.startswith("postgres://"):
@@ -186,7 +190,11 @@ async def _connect(url: str) -> None:
     # a process that has used SQLite from sending `?` placeholders to MySQL (the test suite).
     _connection_name = url.split("://", 1)[0]
     config = {
-        "connections": {_connection_name: _with_driver_options(url)},
+        "connections": {
+            _connection_name: bounded_connection(
+                expand_db_url(_with_driver_options(url)), query_timeout
+            )
+        },
         "apps": {"models": {"models": MODEL_MODULES, "default_connection": _connection_name}},
         "use_tz": True,
         "timezone": "UTC",
@@ -227,8 +235,10 @@ async def close_db() -> None:
 
 
 @asynccontextmanager
-async def database(url: str) -> AsyncIterator[None]:
-    await init_db(url)
+async def database(
+    url: str, query_timeout: float = DEFAULT_QUERY_TIMEOUT_SECONDS
+) -> AsyncIterator[None]:
+    await init_db(url, query_timeout)
     try:
         yield
     finally:

@@ -6,6 +6,7 @@ import logging
 import sys
 
 import orjson
+from aiohttp.http_exceptions import HttpProcessingError
 
 PREVIEW_CHARS = 50
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
@@ -25,6 +26,28 @@ class KeyValueFormatter(logging.Formatter):
         fields = " ".join(f"{k}={orjson.dumps(v, default=str).decode()}" for k, v in extras.items())
         head, sep, tail = base.partition("\n")
         return f"{head} {fields}{sep}{tail}"
+
+
+class ClientHttpMistakes(logging.Filter):
+    """aiohttp logs a request it cannot parse (a header past its limits, a URL too long, not
+    HTTP at all) as "Error handling request" at ERROR with a traceback, and answers 400 itself.
+    That is the client's mistake, not a bug of ours: one INFO line, no traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            # aiohttp's "Error handling request from %s" reads as a crash: said as what it is
+            record.msg = f"unparsable request from %s answered 400: {type(exc).__name__}"
+            record.exc_info = record.exc_text = None
+        return True
+
+
+def quiet_client_http_mistakes() -> None:
+    """Install `ClientHttpMistakes` on aiohttp's server log (once)."""
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, ClientHttpMistakes) for f in server_log.filters):
+        server_log.addFilter(ClientHttpMistakes())
 
 
 def configure_logging(level: str = "INFO") -> None:

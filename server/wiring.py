@@ -45,6 +45,7 @@ from server.calls.rtc import IceConfig
 from server.calls.sentiment import SentimentAnalyzer
 from server.calls.service import CallService
 from server.chat.history import HistoryStore
+from server.chat.pending import keep_leases, pending_turns
 from server.chat.reaper import run_reaper
 from server.chat.service import ChatService
 from server.chat.sessions import ChatSessionService
@@ -118,7 +119,8 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
-    async with db.database(app[SETTINGS].database_url):
+    settings = app[SETTINGS]
+    async with db.database(settings.database_url, settings.db_query_timeout_seconds):
         yield
 
 
@@ -169,20 +171,29 @@ async def _chat_core(app: web.Application) -> AsyncIterator[None]:
         context_messages=settings.history_context_messages,
         ai_timeout_seconds=settings.ai_timeout_seconds,
         safety=app[SAFETY],
+        pending=pending_turns(app.get(REDIS), settings.turn_lease_seconds),
+        caller_limiter=make_limiter(
+            app.get(REDIS), settings.max_ai_requests_per_minute, "chat-callers"
+        ),
     )
     log.info("chat core ready", extra={"provider": llm.name, "services": len(app[CATALOG])})
     yield
 
 
 async def _reaper(app: web.Application) -> AsyncIterator[None]:
-    task = asyncio.create_task(
-        run_reaper(app[CHAT], app[CHAT_NAMESPACE], app[SETTINGS].reap_interval_seconds)
-    )
+    """Idle sessions, and (with Redis) the answers orphaned by a dead instance."""
+    tasks = [
+        asyncio.create_task(
+            run_reaper(app[CHAT], app[CHAT_NAMESPACE], app[SETTINGS].reap_interval_seconds)
+        ),
+        asyncio.create_task(keep_leases(app[CHAT].pending, app[CHAT_NAMESPACE].take_over)),
+    ]
     try:
         yield
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _calls(app: web.Application) -> AsyncIterator[None]:

@@ -103,7 +103,7 @@ async def test_context_is_the_last_n_messages_ending_with_the_question(orm: None
     )
     joined = await chat.join("u", None)
     sid = joined.session.session_id
-    questions = [await chat.accept(sid, f"q{i}") for i in range(4)]
+    questions = [(await chat.accept(sid, f"q{i}")).message for i in range(4)]
     replies = await asyncio.gather(*(chat.reply(q) for q in questions))
     assert [r.content for r in replies] == [f"answer to q{i}" for i in range(4)]
     assert [r.metadata for r in replies] == [{"replyTo": q.id} for q in questions]

@@ -47,7 +47,7 @@ def chat_service(llm: RecordingLLM, history: HistoryStore | None = None) -> Chat
 
 
 async def turn(chat: ChatService, session_id: str, text: str) -> None:
-    await chat.reply(await chat.accept(session_id, text))
+    await chat.reply((await chat.accept(session_id, text)).message)
 
 
 async def test_a_message_stored_elsewhere_is_in_the_next_context(orm: None) -> None:

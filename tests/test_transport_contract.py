@@ -24,7 +24,7 @@ from server.transport import TransportHookMissing, UntestedVersion, create_trans
 from server.transport import versions as transport_versions
 from server.transport.fanout import LocalManager, RoomChannelRedisManager
 from server.transport.hooks import HOOKS, Hook, missing_on, owner_of, problem
-from server.transport.packets import ContractPacket, ContractSocketServer
+from server.transport.packets import ContractEngineServer, ContractPacket, ContractSocketServer
 from server.transport.tuning import OrjsonModule, PacketQueue
 from server.transport.websocket import DetachedWebSocket, EngineIOConnection
 from tests.conftest import LiveServer, make_settings, serve
@@ -112,7 +112,9 @@ async def test_after_a_connection_the_patched_objects_are_in_use(quick_pings: Li
     transport = quick_pings.app[TRANSPORT]
     sio, eio = transport.sio, transport.sio.eio
     assert isinstance(sio, ContractSocketServer)
-    assert sio.packet_class is ContractPacket and ContractPacket.json is OrjsonModule
+    assert issubclass(sio.packet_class, ContractPacket) and sio.packet_class.json is OrjsonModule
+    assert sio.packet_class.max_bytes == quick_pings.settings.max_payload_bytes
+    assert isinstance(eio, ContractEngineServer)
     assert isinstance(sio.manager, LocalManager)
     assert eio._async["websocket"] is DetachedWebSocket
     client = RecordingClient()

@@ -89,9 +89,11 @@ class HistoryStore:
         content: str,
         *,
         metadata: dict[str, Any] | None = None,
+        message_id: str | None = None,
     ) -> StoredMessage | None:
-        """Store the message if the session is active (one statement); None if it is not."""
-        message = _new_message(session_id, sender, content, MessageType.TEXT, metadata)
+        """Store the message if the session is active (one statement); None if it is not.
+        A `message_id` already stored fails with the ORM's `IntegrityError`."""
+        message = _new_message(session_id, sender, content, MessageType.TEXT, metadata, message_id)
         try:
             inserted = await self._messages().insert_if_active(_values(message), session_id)
         except BaseException:
@@ -131,6 +133,12 @@ class HistoryStore:
         self.cache.fill(session_id, messages, count)
         return messages[-limit:] if limit > 0 else []
 
+    async def get(self, session_id: str, message_id: str) -> StoredMessage | None:
+        if len(message_id) > _MESSAGE_ID_LENGTH:
+            return None
+        row = await ChatMessage.filter(id=message_id, session_id=session_id).first()
+        return StoredMessage.from_row(row) if row is not None else None
+
     async def after(self, session_id: str, message_id: str) -> list[StoredMessage] | None:
         """Every message of the session stored after `message_id`, oldest first; None when
         that id is not a message of this session."""
@@ -151,9 +159,10 @@ def _new_message(
     content: str,
     message_type: MessageType,
     metadata: dict[str, Any] | None,
+    message_id: str | None = None,
 ) -> StoredMessage:
     return StoredMessage(
-        id=str(uuid.uuid4()),
+        id=message_id or str(uuid.uuid4()),
         session_id=session_id,
         sender=sender.value,
         message_type=message_type.value,

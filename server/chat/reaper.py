@@ -18,6 +18,8 @@ class SessionListeners(Protocol):
 async def reap_once(chat: ChatService, listeners: SessionListeners) -> int:
     ended = await chat.sessions.deactivate_idle()
     chat.limiter.forget_idle()
+    if chat.caller_limiter is not None:
+        chat.caller_limiter.forget_idle()
     await listeners.evict_inactive()
     return ended
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import RedisError
+from tortoise.exceptions import IntegrityError
+
 from models import Sender
 from server.ai.base import LLM, PromptMessage
 from server.chat.history import HistoryStore, StoredMessage
+from server.chat.pending import LocalPendingTurns, PendingTurns
 from server.chat.sessions import ChatSessionService, JoinedSession
 from server.conversation.lanes import Lanes
 from server.conversation.ratelimit import Limiter
@@ -26,6 +32,21 @@ log = logging.getLogger(__name__)
 HISTORY_LIMIT = 50
 PROTOCOL = "/chat"  # the label of metrics and safety alerts
 _ROLE_OF_SENDER = {"user": "user", "assistant": "assistant", "system": "system"}
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    message: StoredMessage
+    repeated: bool  # a retry of a message stored before (same `clientMessageId`)
+
+
+def retry_message_id(session_id: str, client_message_id: str) -> str:
+    """The id a message with this client id is stored under: the same for every retry, so
+    the primary key itself refuses a second copy, on any instance."""
+    return str(uuid.uuid5(_CLIENT_IDS, f"{session_id}\n{client_message_id}"))
+
+
+_CLIENT_IDS = uuid.UUID("5b0f3c1e-7f0a-4c57-9a43-0c6a8e2f9d11")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +70,8 @@ class ChatService:
         context_messages: int,
         ai_timeout_seconds: float,
         safety: SafetyLayer,
+        pending: PendingTurns | None = None,
+        caller_limiter: Limiter | None = None,
     ) -> None:
         self.safety = safety
         self.sessions = sessions
@@ -60,6 +83,10 @@ class ChatService:
         self.max_message_length = max_message_length
         self.context_messages = context_messages
         self.ai_timeout = ai_timeout_seconds
+        self.pending = pending or LocalPendingTurns()
+        # the same budget per caller (a user, or a connection) across all its sessions: one
+        # socket opening 30 sessions got 30 budgets
+        self.caller_limiter = caller_limiter
         self._turns = Lanes()
         # user messages stored and acknowledged but not answered yet, per session
         self._pending: dict[str, set[str]] = {}
@@ -88,12 +115,29 @@ class ChatService:
     async def touch(self, session_id: str) -> None:
         await self.sessions.touch_lightly(session_id)
 
-    async def accept(self, session_id: str, text: str) -> StoredMessage:
-        """Validate and store a user message; after this it may be acknowledged."""
+    async def accept(
+        self,
+        session_id: str,
+        text: str,
+        client_message_id: str | None = None,
+        caller: str | None = None,
+    ) -> Accepted:
+        """Validate and store a user message; after this it may be acknowledged. A retry
+        (the `client_message_id` of a message stored before) stores nothing and is the
+        first one again. `caller` (a user, else a connection) is rate-limited as a whole."""
         if not text.strip():
             raise ChatError(MESSAGE_EMPTY)
         if len(text) > self.max_message_length:
             raise ChatError(message_too_long(self.max_message_length))
+        message_id = None
+        if client_message_id is not None:
+            message_id = retry_message_id(session_id, client_message_id)
+            first = await self.store.get(session_id, message_id)
+            if first is not None:
+                return Accepted(first, repeated=True)
+        if caller is not None and self.caller_limiter is not None:
+            if not await self.caller_limiter.allow(caller):
+                raise ChatError(RATE_LIMITED)
         if not await self.limiter.allow(session_id):
             raise ChatError(RATE_LIMITED)
         # `last_activity` is refreshed at most every few seconds (the idle timeout is
@@ -101,18 +145,52 @@ class ChatService:
         await self.sessions.touch_lightly(session_id)
         flag = await self.safety.assess(text, protocol=PROTOCOL, session_id=session_id)
         metadata = {"safety": flag.as_metadata()} if flag is not None else None
-        stored = await self.store.add_if_active(session_id, Sender.USER, text, metadata=metadata)
+        try:
+            stored = await self.store.add_if_active(
+                session_id, Sender.USER, text, metadata=metadata, message_id=message_id
+            )
+        except IntegrityError:  # the same retry, stored a moment ago by a concurrent send
+            first = await self.store.get(session_id, message_id) if message_id else None
+            if first is None:
+                raise
+            return Accepted(first, repeated=True)
         if stored is None:
             raise ChatError(SESSION_NOT_FOUND)
         self._pending.setdefault(session_id, set()).add(stored.id)
+        await self.pending.add(session_id, stored.id)
         log.info("user message", extra={"session": session_id, "text": preview(text)})
-        return stored
+        return Accepted(stored, repeated=False)
+
+    async def orphaned(self, claimed: list[tuple[str, str]]) -> list[StoredMessage]:
+        """Of the turns taken over from a dead instance, the questions still without a
+        reply (those answered meanwhile are cleared)."""
+        questions = []
+        for session_id, message_id in claimed:
+            question = await self.store.get(session_id, message_id)
+            later = await self.store.after(session_id, message_id) or []
+            if question is None or any(_reply_to(m) == message_id for m in later):
+                await self.pending.done(session_id, message_id)
+                continue
+            self._pending.setdefault(session_id, set()).add(question.id)
+            questions.append(question)
+        return questions
+
+    async def orphaned_in(self, session_id: str) -> list[StoredMessage]:
+        """A resuming client's session: its questions orphaned by a dead instance, if any
+        lease has run out already (else the periodic pass takes them over later)."""
+        try:
+            claimed = await self.pending.claim_orphans(session_id)
+        except (RedisError, OSError) as exc:
+            log.warning("cannot look for orphaned turns: %s", exc)
+            return []
+        return await self.orphaned(claimed)
 
     async def reply(
         self, user_message: StoredMessage, on_delta: DeltaSink | None = None
     ) -> StoredMessage:
         """Answer one stored user message; turns of a session run in the order accepted."""
         session_id = user_message.session_id
+        settled = True
         try:
             async with self._turns.lane(session_id):
                 context = await self._context(user_message)
@@ -133,12 +211,17 @@ class ChatService:
                 return await self.store.add(
                     session_id, Sender.ASSISTANT, result.text, metadata=metadata
                 )
+        except asyncio.CancelledError:
+            settled = False  # cut off (shutdown): left for another instance to answer
+            raise
         finally:
             pending = self._pending.get(session_id)
             if pending is not None:
                 pending.discard(user_message.id)
                 if not pending:
                     del self._pending[session_id]
+            if settled:  # answered, or its failure told: nobody answers it again
+                await self.pending.done(session_id, user_message.id)
 
     async def _context(self, current: StoredMessage) -> list[PromptMessage]:
         """System prompt + the last N messages in conversation order, ending with the
@@ -174,6 +257,10 @@ def conversation_order(messages: Sequence[StoredMessage]) -> list[StoredMessage]
         ordered.append(m)
         ordered.extend(replies.get(m.id, ()))
     return ordered
+
+
+def _reply_to(message: StoredMessage) -> Any:
+    return (message.metadata or {}).get("replyTo")
 
 
 def _as_prompt(messages: Sequence[StoredMessage]) -> list[PromptMessage]:

@@ -101,6 +101,10 @@ def parse_frame(raw: str, max_length: int) -> IncomingFrame:
         raise ChatError(MESSAGE_EMPTY)
 
     body = {**frame, "hd": {**envelope.hd, "role": participant}}
+    try:  # what is stored and sent must be writable: orjson nests 254 levels at most
+        orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        raise ChatError(invalid_field("payload")) from None
     asks_model = asks_with_prompt or hd.event == LLM_INVOKE
     return IncomingFrame(participant, body, question if asks_model else None)
 

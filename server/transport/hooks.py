@@ -122,6 +122,15 @@ HOOKS: tuple[Hook, ...] = (
     Hook(
         "python-socketio",
         _SSERVER,
+        "_handle_eio_disconnect",
+        "method",
+        ("self", "eio_sid", "reason"),
+        "packets",
+    ),
+    Hook("python-socketio", _SSERVER, "_engineio_server_class", "method", ("self",), "packets"),
+    Hook(
+        "python-socketio",
+        _SSERVER,
         "_send_eio_packet",
         "method",
         ("self", "eio_sid", "eio_pkt"),

@@ -48,6 +48,7 @@ MAX_INBOX = 64  # messages waiting for their turn before reading pauses
 
 APP_ENVIRON_KEY = "aiohttp.app"  # the application, in the environ of a websocket connection
 
+_CLIENT_PACKET_TYPES = frozenset(range(eio_packet.CLOSE, eio_packet.NOOP + 1))
 _END = object()  # the connection is gone: the socket is closed after what came before
 _PROBE, _AWAIT_UPGRADE, _OPEN = 0, 1, 2  # a polling client moving over, then Engine.IO
 
@@ -235,6 +236,10 @@ class EngineIOConnection(asyncio.Protocol):
             return
         except Exception:  # not an Engine.IO packet: the connection ends
             self._fail(CloseCode.PROTOCOL_ERROR, "not an Engine.IO packet")
+            return
+        if pkt.packet_type not in _CLIENT_PACKET_TYPES:  # `7`, `8`, `9`: none a client sends
+            log.info("engine.io client sent an unknown packet type: closed")
+            self._fail(CloseCode.PROTOCOL_ERROR, "unknown Engine.IO packet type")
             return
         if self._stage == _OPEN:
             self._deliver(pkt)
