@@ -40,6 +40,7 @@ class Target:
     env: dict[str, str]
     cwd: Path
     log_path: Path
+    port_in_argv: bool = False  # the reference takes its port as an argument; ours reads PORT
 
 
 def percentile(values: Sequence[float], p: float) -> float | None:
@@ -95,7 +96,7 @@ async def running(target: Target, port: int) -> AsyncIterator[asyncio.subprocess
     with _append(target.log_path) as server_log:
         proc = await asyncio.create_subprocess_exec(
             *target.argv,
-            str(port),
+            *([str(port)] if target.port_in_argv else []),
             cwd=target.cwd,
             env={**target.env, "PORT": str(port)},
             stdin=asyncio.subprocess.DEVNULL,
@@ -216,8 +217,7 @@ def ours(db: str, database_url: str, llm_url: str, scratch: Path, source: Path) 
         "LOG_LEVEL": "WARNING",
         "STUN_SERVER_URL": "",
     }
-    # `running` appends the port as an argument, which `python -m server` ignores (PORT)
-    argv = [str(PYTHON), "-m", "server"]
+    argv = [str(PYTHON), "-m", "server"]  # its port comes from PORT
     return Target("ours", db, argv, env, cwd=scratch, log_path=scratch / f"ours-{db}.log")
 
 
@@ -230,4 +230,6 @@ def ref(database_url: str, llm_url: str, scratch: Path) -> Target:
         "OPENAI_BASE_URL": llm_url,
         "OPENAI_API_KEY": "bench",
     }
-    return Target("ref", "mysql", ["node", str(script)], env, REF_DIR, scratch / "ref.log")
+    return Target(
+        "ref", "mysql", ["node", str(script)], env, REF_DIR, scratch / "ref.log", port_in_argv=True
+    )
