@@ -17,7 +17,7 @@ REF_STAMP := .bench/ref/node_modules/.installed-stamp
 LOCK := requirements.lock
 # pytest-xdist workers (WORKERS=0: one process); each test has its own database, ports, keys
 WORKERS ?= auto
-FAST := not slow and not browser and not cluster and not fuzz and not bench
+FAST := not slow and not browser and not cluster and not fuzz and not bench and not server_db
 LINTED := server namespaces models tests bench
 
 .PHONY: install run test test-fast lint format clean bench bench-voice lock help

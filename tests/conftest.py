@@ -21,7 +21,12 @@ from tests.support.fakes.openai_server import FakeOpenAI, running_fake_openai
 IN_CI = os.environ.get("CI") == "true"
 MYSQL_SERVER_URL = os.environ.get("TEST_MYSQL_URL", "mysql://root:@127.0.0.1:3306")
 POSTGRES_SERVER_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
-DATABASE_BACKENDS = ["sqlite", "mysql", "postgres"]
+# MySQL and PostgreSQL runs are marked `server_db`: `make test-fast` runs the SQLite one only
+DATABASE_BACKENDS = [
+    "sqlite",
+    pytest.param("mysql", marks=pytest.mark.server_db),
+    pytest.param("postgres", marks=pytest.mark.server_db),
+]
 # Every MySQL or PostgreSQL database a test makes is named with this prefix and a random
 # part, and dropped after. A CI run gives its own prefix (`.ci/run`), so its cleanup drops
 # its own run's only.

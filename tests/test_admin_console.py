@@ -25,6 +25,7 @@ WAIT_MS = 15_000
 SHOTS = os.environ.get("ADMIN_SCREENSHOT_DIR")
 
 
+@pytest.mark.browser
 async def test_console_lists_shows_flags_exports_and_erases(
     sqlite_url: str, tmp_path: Path
 ) -> None:

@@ -197,6 +197,7 @@ async def test_requests_that_are_not_http_are_answered_400_without_a_traceback(
     assert tracebacks(caplog) == []
 
 
+@pytest.mark.slow  # seconds of its own (a real call, a timeout, a retry schedule)
 async def test_trickled_request_heads_are_cut_off(tmp_path: Path) -> None:
     async with server_process(tmp_path, HTTP_KEEPALIVE_SECONDS="1") as server:
         parts = urlsplit(server.url)

@@ -41,6 +41,7 @@ def test_the_font_is_small_and_covers_every_syllable_shown() -> None:
     assert missing == {}
 
 
+@pytest.mark.browser
 @pytest.mark.parametrize("path", ["/", "/ai-call-test.html", "/admin"])
 async def test_chromium_without_a_korean_font_uses_the_served_one(
     server: LiveServer, path: str

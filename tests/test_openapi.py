@@ -36,6 +36,7 @@ async def document(live: LiveServer) -> dict[str, Any]:
     return doc
 
 
+@pytest.mark.browser
 async def test_swagger_ui_shows_every_path_of_the_document(docs_server: LiveServer) -> None:
     doc = await document(docs_server)
     expected = sorted(
@@ -109,6 +110,7 @@ async def test_a_wrong_method_is_405_with_allow(
             assert (await resp.json())["message"] == f"허용되지 않는 메서드입니다: {method}"
 
 
+@pytest.mark.slow  # ~1000 generated requests
 async def test_schemathesis_finds_no_failure(docs_server: LiveServer, tmp_path: Path) -> None:
     """Every check (`--checks all`), every phase, against the running server; the two
     things the document cannot say are in tests/schemathesis.toml with their reasons."""

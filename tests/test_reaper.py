@@ -30,6 +30,7 @@ async def fast_reaper(database_url: str) -> AsyncIterator[LiveServer]:
         yield live
 
 
+@pytest.mark.slow  # seconds of its own (a real call, a timeout, a retry schedule)
 async def test_idle_session_is_ended_and_its_sockets_told(fast_reaper: LiveServer) -> None:
     c = RecordingClient()
     await c.connect(fast_reaper.url)

@@ -190,6 +190,7 @@ async def test_chat_a_saying_is_an_ordinary_question(provider: str, sqlite_url: 
             assert all("1577-0199" in p for p in model_prompts(fake))  # the risk paragraph
 
 
+@pytest.mark.slow  # seconds of its own (a real call, a timeout, a retry schedule)
 async def test_chat_with_a_webhook_that_is_down_still_answers(sqlite_url: str) -> None:
     settings: Settings = make_settings(sqlite_url, safety_webhook_url="http://127.0.0.1:9/hook")
     async with serve(settings) as live:

@@ -63,6 +63,7 @@ def last_line(stderr: str) -> str:
     return lines[-1]
 
 
+@pytest.mark.slow  # a server process of its own
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
@@ -86,6 +87,7 @@ async def test_a_bad_setting_is_one_line_and_exit_2(
     assert len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow  # a server process of its own
 async def test_a_secret_is_never_repeated_back(tmp_path: Path) -> None:
     code, _, err = await run_server(tmp_path, GEMINI_TOP_K="0", AUTH_SECRET="", DB_PASSWORD="x")
     assert code == 2 and "GEMINI_TOP_K" in err and "(got '0')" in err
@@ -95,6 +97,7 @@ async def test_a_secret_is_never_repeated_back(tmp_path: Path) -> None:
     assert "['x']" not in str(caught.value)
 
 
+@pytest.mark.slow  # a server process of its own
 @pytest.mark.parametrize("scheme", ["mysql", "postgres"])
 async def test_an_unreachable_database_names_host_port_and_reason(
     tmp_path: Path, scheme: str
@@ -109,6 +112,7 @@ async def test_an_unreachable_database_names_host_port_and_reason(
     assert "topsecret" not in err
 
 
+@pytest.mark.slow  # a server process of its own
 async def test_a_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -122,6 +126,7 @@ async def test_a_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow  # a server process of its own
 async def test_help_lists_every_setting_with_its_default_and_does_not_start(
     tmp_path: Path,
 ) -> None:

@@ -55,6 +55,7 @@ def provider_count(values: dict[str, float], stage: str) -> float:
     return values.get(f'mobok_provider_seconds_count{{provider="openai",stage="{stage}"}}', 0.0)
 
 
+@pytest.mark.slow  # seconds of its own (a real call, a timeout, a retry schedule)
 async def test_one_turn_shows_active_calls_and_voice_stages(
     voice_server: LiveServer, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -214,6 +214,7 @@ async def openai_voice_server(
         yield live
 
 
+@pytest.mark.slow  # seconds of its own (a real call, a timeout, a retry schedule)
 async def test_openai_call_uses_whisper_the_welfare_tool_and_tts(
     openai_voice_server: LiveServer, fake_openai: FakeOpenAI
 ) -> None:
