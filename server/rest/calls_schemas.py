@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from server.rest.chat import MessageOut
+
 CallStatusName = Literal["INITIATING", "RINGING", "CONNECTING", "IN_PROGRESS", "ENDED", "FAILED"]
 
 
@@ -71,13 +73,9 @@ class SentimentOut(BaseModel):
     score: float = Field(ge=0, le=1, description="0 very negative, 0.5 neutral, 1 very positive")
 
 
-class TranscriptItem(BaseModel):
-    id: str
-    sessionId: str
-    sender: Literal["user", "assistant", "system"]
-    messageType: Literal["TEXT", "AUDIO", "SYSTEM"]
-    content: str
-    createdAt: str
+class TranscriptItem(MessageOut):
+    """A message of the call's session, as `GET .../messages` lists it, with its sentiment."""
+
     sentiment: SentimentOut | None = Field(
         default=None, description="the caller's utterances, once judged"
     )
