@@ -68,17 +68,7 @@ async def session_page(
         query = query.filter(user_id=user_id)
     if active is not None:
         query = query.filter(is_active=active)
-    if before is not None:
-        mark = await ChatSession.get_or_none(session_id=before) if len(before) <= 255 else None
-        if mark is None:
-            raise UnknownCursor()
-        query = query.filter(
-            Q(created_at__lt=mark.created_at)
-            | Q(created_at=mark.created_at, session_id__lt=mark.session_id)
-        )
-    rows = await query.order_by("-created_at", "-session_id").limit(limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
+    rows, more = await _newest_first(query, ChatSession, "session_id", 255, before, limit)
     counts = await _message_counts([r.session_id for r in rows])
     items = [
         {
@@ -109,20 +99,10 @@ async def _message_counts(session_ids: Sequence[str]) -> dict[str, int]:
 async def message_page(session_id: str, *, limit: int, before: str | None) -> Page:
     """A session's messages, the newest `limit` older than `before`, oldest first."""
     query = ChatMessage.filter(session_id=session_id)
-    if before is not None:
-        mark = (
-            await ChatMessage.get_or_none(id=before, session_id=session_id)
-            if len(before) <= 36
-            else None
-        )
-        if mark is None:
-            raise UnknownCursor()
-        query = query.filter(
-            Q(created_at__lt=mark.created_at) | Q(created_at=mark.created_at, id__lt=mark.id)
-        )
-    rows = await query.order_by("-created_at", "-id").limit(limit + 1)
-    more = len(rows) > limit
-    rows = list(reversed(rows[:limit]))
+    rows, more = await _newest_first(
+        query, ChatMessage, "id", 36, before, limit, session_id=session_id
+    )
+    rows.reverse()
     return Page([message_json(m) for m in rows], rows[0].id if more and rows else None)
 
 
@@ -133,17 +113,33 @@ async def call_page(
     query = Call.all()
     if status is not None:
         query = query.filter(status=status)
+    rows, more = await _newest_first(query, Call, "id", 36, before, limit)
+    return rows, rows[-1].id if more and rows else None
+
+
+async def _newest_first(
+    query: Any,
+    model: Any,
+    key: str,
+    key_length: int,
+    before: str | None,
+    limit: int,
+    **scope: Any,
+) -> tuple[list[Any], bool]:
+    """One page of `query`, newest first (`created_at`, then `key`), strictly older than the
+    row whose `key` is `before` (within `scope`); the rows and whether more follow."""
     if before is not None:
-        mark = await Call.get_or_none(id=before) if len(before) <= 36 else None
+        mark = (
+            await model.get_or_none(**{key: before}, **scope) if len(before) <= key_length else None
+        )
         if mark is None:
             raise UnknownCursor()
         query = query.filter(
-            Q(created_at__lt=mark.created_at) | Q(created_at=mark.created_at, id__lt=mark.id)
+            Q(created_at__lt=mark.created_at)
+            | Q(created_at=mark.created_at, **{f"{key}__lt": getattr(mark, key)})
         )
-    rows = await query.order_by("-created_at", "-id").limit(limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, rows[-1].id if more and rows else None
+    rows = list(await query.order_by("-created_at", f"-{key}").limit(limit + 1))
+    return rows[:limit], len(rows) > limit
 
 
 async def transcript(session_id: str) -> list[dict[str, Any]]:
