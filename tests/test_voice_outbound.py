@@ -45,20 +45,24 @@ async def test_a_streamed_clip_waits_for_its_audio_then_plays_it_in_order() -> N
         assert isinstance(silent, AudioFrame) and not np.any(silent.to_ndarray())
         assert track.playing and not started
         first, second, third = (bytes([n]) * FRAME_BYTES for n in (1, 2, 3))
-        clip.add([first, second])
+        clip.add([first, second], [-20.0, -30.0])
         assert await pcm_out(track) == first
         assert len(started) == 1
         assert await pcm_out(track) == second
         await track.recv()  # the next units are late: silence, counted as starving
         assert track.pacing.starved == 1 and not clip.finished.done()
-        clip.add([third])
+        clip.add([third], [-40.0])
         clip.close()
         assert await pcm_out(track) == third
         await asyncio.wait_for(clip.finished, 1)
         assert not track.playing
+        # what went out, for the echo guard: the units' levels while the clip played
+        assert track.sent.loudest_since(0.0) == -20.0
+        last_sent = track.sent.last_at
         pts = [(await track.recv()).pts for _ in range(2)]
         assert pts[1] - pts[0] == 960  # the clock runs on through silence
         assert track.pacing.frames == 7
+        assert track.sent.last_at == last_sent  # idle silence is not recorded
     finally:
         track.stop()
 
@@ -71,7 +75,7 @@ async def test_an_opus_track_sends_packets_and_the_silence_packet() -> None:
         assert isinstance(idle, Packet) and bytes(idle) == opus.SILENCE
         encoder = opus.StreamEncoder()
         clip = track.open_clip()
-        clip.add(encoder.encode(TONE.tobytes()))
+        clip.add(encoder.encode(TONE.tobytes()), [-13.0] * 50)
         clip.close()
         sent = [await track.recv() for _ in range(50)]
         packets = [p for p in sent if isinstance(p, Packet)]
@@ -87,11 +91,14 @@ async def test_an_opus_track_sends_packets_and_the_silence_packet() -> None:
 async def test_tts_audio_is_decoded_into_20_ms_units_a_step_at_a_time() -> None:
     wav = pcm_wav(TONE.tobytes(), SAMPLE_RATE)
     batches = list(units(wav, None))
-    frames = [unit for batch in batches for unit in batch]
+    frames = [unit for batch, _ in batches for unit in batch]
+    levels = [level for _, batch_levels in batches for level in batch_levels]
+    assert len(levels) == len(frames)
+    assert all(abs(level + 15.2) < 0.5 for level in levels[:50])  # the tone: 8000 RMS/sqrt(2)
     assert len(batches) > 10 and max(map(len, batches)) <= 3  # small steps
     assert all(len(unit) == FRAME_BYTES for unit in frames)
     assert b"".join(frames)[: len(TONE) * 2] == TONE.tobytes()
 
-    encoded = [unit for batch in units(tone_mp3(), opus.StreamEncoder()) for unit in batch]
+    encoded = [unit for batch, _ in units(tone_mp3(), opus.StreamEncoder()) for unit in batch]
     assert 25 <= len(encoded) <= 28  # 0.5 s, plus the encoder's lookahead pushed out
     assert max(loudness(encoded)) > 4000

@@ -23,29 +23,50 @@ import numpy as np
 
 from server.ai.speech import SpeechError
 from server.voice import opus
-from server.voice.outbound import FRAME_BYTES, SAMPLE_RATE
+from server.voice.echo import SILENT_DB, unit_levels
+from server.voice.outbound import FRAME_BYTES, FRAME_SAMPLES, SAMPLE_RATE
 
 _WAV_CHUNK = 1024  # samples read at a time: ~46 ms of espeak-ng's 22.05 kHz
 
 
-def units(audio: bytes, encoder: opus.StreamEncoder | None) -> Iterator[list[bytes]]:
+Batch = tuple[list[bytes], list[float]]  # 20 ms units, and the level of each (dBFS)
+
+
+def units(audio: bytes, encoder: opus.StreamEncoder | None) -> Iterator[Batch]:
     """Decode `audio` (wav, mp3, ... as PyAV reads it) to 48 kHz mono, as 20 ms units:
-    Opus packets from `encoder` (the call's own, kept from clip to clip), else PCM frames.
-    One small batch per step of the decoder (~50 ms of audio)."""
+    Opus packets from `encoder` (the call's own, kept from clip to clip), else PCM frames,
+    each with its level for the echo guard. One small batch per step of the decoder (~50 ms
+    of audio)."""
     remainder = b""
     for pcm in _decoded(audio):
         remainder += pcm
         usable = len(remainder) - len(remainder) % FRAME_BYTES
         frames, remainder = remainder[:usable], remainder[usable:]
-        batch = encoder.encode(frames) if encoder else _split(frames)
-        if batch:
+        batch = _units(frames, encoder)
+        if batch[0]:
             yield batch
     remainder += bytes(-len(remainder) % FRAME_BYTES)
     if encoder:
         # one more frame of silence pushes the clip's end out of the encoder's lookahead
-        yield encoder.encode(remainder + bytes(FRAME_BYTES))
+        yield _units(remainder + bytes(FRAME_BYTES), encoder)
     elif remainder:
-        yield _split(remainder)
+        yield _units(remainder, None)
+
+
+def _units(frames: bytes, encoder: opus.StreamEncoder | None) -> Batch:
+    """Whole 20 ms frames -> units and their levels. The encoder's lookahead delays its
+    packets by a frame or so; the levels stay on the frames (a 20 ms misalignment, well
+    inside the echo guard's window)."""
+    batch = encoder.encode(frames) if encoder else _split(frames)
+    levels = unit_levels(frames, FRAME_SAMPLES)
+    return batch, _fit(levels, len(batch))
+
+
+def _fit(levels: list[float], count: int) -> list[float]:
+    """As many levels as units: the encoder may hold a frame back, or release one more."""
+    if len(levels) >= count:
+        return levels[:count]
+    return levels + [levels[-1] if levels else SILENT_DB] * (count - len(levels))
 
 
 def _split(pcm: bytes) -> list[bytes]:

@@ -26,6 +26,7 @@ from av.packet import Packet
 
 from server.metrics import VOICE_LATE_FRAMES
 from server.voice import opus
+from server.voice.echo import SILENT_DB, SentLevels, unit_levels
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +72,12 @@ class Pacing:
 @dataclass(eq=False)
 class Clip:
     """Audio queued for playing, as 20 ms units (PCM frames, or Opus packets when
-    `encoded`); `on_start` runs when its first unit goes out. A clip opened with
-    `open_clip` gets its units as they are decoded (`add`) until `close`."""
+    `encoded`) and the level of each (dBFS, for the echo guard); `on_start` runs when its
+    first unit goes out. A clip opened with `open_clip` gets its units as they are decoded
+    (`add`) until `close`."""
 
     units: list[bytes]
+    levels: list[float]
     encoded: bool = False
     on_start: Callable[[float], None] | None = None
     finished: asyncio.Future[None] = field(
@@ -83,8 +86,9 @@ class Clip:
     played: int = 0
     complete: bool = True
 
-    def add(self, units: Sequence[bytes]) -> None:
+    def add(self, units: Sequence[bytes], levels: Sequence[float]) -> None:
         self.units.extend(units)
+        self.levels.extend(levels)
 
     def close(self) -> None:
         self.complete = True
@@ -103,17 +107,18 @@ class SpeakerTrack(MediaStreamTrack):
         self.send_opus = False  # the peer sets it once Opus is the negotiated codec
         self.held = False  # silence for now, the queue kept (the caller may be barging in)
         self.pacing = Pacing()
+        self.sent = SentLevels()  # what went out while clips played (`server.voice.echo`)
 
     def play(self, pcm: bytes, on_start: Callable[[float], None] | None = None) -> Clip:
         """Queue s16 mono 48 kHz PCM; await `clip.finished` to know it has been played."""
         pcm += bytes(-len(pcm) % FRAME_BYTES)
         frames = [pcm[i : i + FRAME_BYTES] for i in range(0, len(pcm), FRAME_BYTES)]
-        return self._queue(Clip(frames, False, on_start))
+        return self._queue(Clip(frames, unit_levels(pcm, FRAME_SAMPLES), False, on_start))
 
     def open_clip(self, on_start: Callable[[float], None] | None = None) -> Clip:
         """Queue a clip whose units come later (`clip.add`, then `clip.close`): Opus packets
         when `send_opus`, else PCM frames of 20 ms."""
-        return self._queue(Clip([], self.send_opus, on_start, complete=False))
+        return self._queue(Clip([], [], self.send_opus, on_start, complete=False))
 
     def _queue(self, clip: Clip) -> Clip:
         if self.readyState != "live" or (clip.complete and not clip.units):
@@ -150,8 +155,8 @@ class SpeakerTrack(MediaStreamTrack):
     async def recv(self) -> AudioFrame | Packet:  # type: ignore[override]
         if self.readyState != "live":
             raise MediaStreamError
-        await self._wait_for_slot()
-        unit, encoded = self._next_unit()
+        now = await self._wait_for_slot()
+        unit, encoded = self._next_unit(now)
         if encoded:
             packet = Packet(unit)
             packet.pts = self._pts
@@ -164,13 +169,14 @@ class SpeakerTrack(MediaStreamTrack):
         frame.pts = self._pts
         return frame
 
-    async def _wait_for_slot(self) -> None:
+    async def _wait_for_slot(self) -> float:
+        """Wait for the next unit's slot; returns the time it goes out."""
         now = time.monotonic()
         pacing = self.pacing
         pacing.frames += 1
         if self._start is None:
             self._start = now
-            return
+            return now
         self._pts += FRAME_SAMPLES
         due = self._start + self._pts / SAMPLE_RATE
         if due > now:
@@ -179,7 +185,7 @@ class SpeakerTrack(MediaStreamTrack):
         lag = now - due
         pacing.max_lag = max(pacing.max_lag, lag)
         if lag <= FRAME_SECONDS:
-            return  # on time (the usual case: nothing to count)
+            return now  # on time (the usual case: nothing to count)
         pacing.late += 1
         _LATE.inc()
         if lag > GAP_SECONDS:
@@ -190,14 +196,16 @@ class SpeakerTrack(MediaStreamTrack):
             _RESYNC.inc()
             self._start = now - self._pts / SAMPLE_RATE
             log.warning("outgoing audio stalled", extra={"lagMs": round(lag * 1000)})
+        return now
 
-    def _next_unit(self) -> tuple[bytes, bool]:
+    def _next_unit(self, now: float) -> tuple[bytes, bool]:
         while self._clips and not self.held:
             clip = self._clips[0]
             if clip.played < len(clip.units):
                 if clip.played == 0 and clip.on_start is not None:
-                    clip.on_start(time.monotonic())
+                    clip.on_start(now)
                 unit = clip.units[clip.played]
+                self.sent.record(now, clip.levels[clip.played])
                 clip.played += 1
                 if clip.complete and clip.played >= len(clip.units):
                     self._done(self._clips.popleft())
@@ -207,4 +215,6 @@ class SpeakerTrack(MediaStreamTrack):
                     self.pacing.starved += 1
                 break  # its next units are still being decoded: silence meanwhile
             self._done(self._clips.popleft())
+        if self._clips:  # held, or starved: the AI is still talking, silence goes out
+            self.sent.record(now, SILENT_DB)
         return (opus.SILENCE, True) if self.send_opus else (_SILENT_FRAME, False)

@@ -5,6 +5,7 @@
       -> model (first clause, then sentence by sentence) -> TTS -> outgoing track
          + `ai-audio-response`
     the caller speaking over the AI -> barge-in: hold, then stop (`bargein`)
+    speech no louder than the AI's own echo -> not the caller (`echo`, before turns)
 
 The greeting is spoken first, a moment after the media connects; utterances are answered
 one at a time, in order. Resampling, VAD and turn detection run on the event loop (a chunk
@@ -32,6 +33,7 @@ from server.metrics import VOICE_TURN_EVENTS
 from server.texts import AI_FAILED, RATE_LIMITED, SPEECH_FAILED
 from server.voice import endpoint, models
 from server.voice.bargein import BargeIn
+from server.voice.echo import EchoGuard
 from server.voice.inbound import audio_frames
 from server.voice.latency import TurnTimings
 from server.voice.outbound import SpeakerTrack
@@ -53,11 +55,16 @@ log = logging.getLogger(__name__)
 
 
 class Hearing:
-    """resample -> VAD -> turns for one frame of the caller."""
+    """resample -> VAD -> echo guard -> turns for one frame of the caller."""
 
-    def __init__(self, settings: VoiceSettings, vad_model: ort.InferenceSession) -> None:
+    def __init__(
+        self, settings: VoiceSettings, vad_model: ort.InferenceSession, track: SpeakerTrack
+    ) -> None:
         self._resample = MonoResampler(RATE)
         self.vad = SpeechDetector(vad_model, settings.vad_threshold)
+        self._echo = (
+            EchoGuard(track.sent, settings.echo_return_loss_db) if settings.echo_guard else None
+        )
         self.turns = TurnDetector(
             pause_ms=settings.pause_ms,
             max_silence_ms=settings.max_silence_ms,
@@ -68,8 +75,15 @@ class Hearing:
 
     def __call__(self, frame: AudioFrame, arrived: float) -> list[Event]:
         pcm = self._resample(frame)
-        done = (self.turns.feed(chunk, speech, arrived) for chunk, speech in self.vad(pcm))
+        done = (
+            self.turns.feed(chunk, self._the_caller(chunk, speech, arrived), arrived)
+            for chunk, speech in self.vad(pcm)
+        )
         return [event for event in done if event is not None]
+
+    def _the_caller(self, chunk: bytes, speech: bool, now: float) -> bool:
+        """Speech, and not the AI's own voice coming back (echo is silence to the turns)."""
+        return speech and not (self._echo is not None and self._echo.is_echo(chunk, now))
 
 
 class CallPipeline:
@@ -93,6 +107,7 @@ class CallPipeline:
         self._settings = settings
         self._speaker = Speaker(tts, track, emit, self._speaking_failed)
         self._barge_in = BargeIn(track, enabled=settings.barge_in)
+        self._track = track
         self._reply: Reply | None = None  # the latest reply, as the caller heard it
         self._responding = False  # the model is writing `_reply`
         self._answering: asyncio.Task[None] | None = None
@@ -141,7 +156,7 @@ class CallPipeline:
         except models.ModelUnavailable as exc:
             log.error("voice activity model unavailable: the AI cannot hear this call: %s", exc)
             raise
-        hearing = Hearing(self._settings, vad_model)
+        hearing = Hearing(self._settings, vad_model, self._track)
         async for frame in audio_frames(incoming):
             now = time.monotonic()
             for event in hearing(frame, now):

@@ -24,6 +24,8 @@ class VoiceSettings:
     max_utterance_seconds: float = 30.0  # a longer utterance is cut and answered
     barge_in: bool = True  # the caller speaking over the AI stops it
     barge_in_ms: int = 250  # speech this long over the AI is the caller, not a cough
+    echo_guard: bool = True  # speech no louder than the AI's echo is not the caller (`echo`)
+    echo_return_loss_db: float = 6.0  # the echo comes back at least this much softer
     greeting_delay_ms: int = 2000  # after media connects; TTS time comes on top (~2-3 s)
     max_turns_per_minute: int = 20  # utterances answered per call (MAX_VOICE_TURNS_PER_MINUTE)
 
@@ -54,6 +56,8 @@ class VoiceSettings:
             turn_decision_deadline_ms=settings.turn_decision_deadline_ms,
             max_utterance_seconds=settings.max_utterance_seconds,
             barge_in=settings.barge_in,
+            echo_guard=settings.echo_guard,
+            echo_return_loss_db=settings.echo_return_loss_db,
             greeting_delay_ms=settings.voice_greeting_delay_ms,
             max_turns_per_minute=settings.max_voice_turns_per_minute,
         )

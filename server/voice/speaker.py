@@ -148,8 +148,8 @@ class Speaker:
         # played while it is decoded: speech starts once its first units are ready
         clip = self._track.open_clip(on_start=on_audio)
         try:
-            for batch in units(audio, encoder):
-                clip.add(batch)
+            for batch, levels in units(audio, encoder):
+                clip.add(batch, levels)
                 await asyncio.sleep(0)  # a step is <1 ms of CPU: other calls' audio goes on
         finally:
             clip.close()

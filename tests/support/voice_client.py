@@ -1,11 +1,14 @@
 """A caller in Python for the voice tests: an aiortc peer on 127.0.0.1 that speaks from a
-PCM buffer and counts the sound it hears back."""
+PCM buffer and counts the sound it hears back; on a speakerphone without echo cancellation
+(`echo_loss_db`), what it hears comes back into its microphone."""
 
 from __future__ import annotations
 
 import asyncio
 import shutil
 import subprocess
+import time
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -14,7 +17,7 @@ from aiortc.mediastreams import MediaStreamError
 from av.audio.frame import AudioFrame
 
 from server.ai.audio import decode_to_pcm
-from server.voice.outbound import SAMPLE_RATE, SpeakerTrack
+from server.voice.outbound import FRAME_SAMPLES, SAMPLE_RATE, SpeakerTrack
 from server.voice.peer import LOOPBACK, host_addresses
 
 # pocketsphinx's bundled English model recognizes this espeak-ng voice and sentence well
@@ -67,11 +70,45 @@ def spoken_wav(text: str = UTTERANCE) -> bytes:
     return result.stdout
 
 
+class EchoingMic(SpeakerTrack):
+    """A microphone next to the loudspeaker: what the caller says, plus what it hears
+    `delay` seconds later and `loss_db` softer (a speakerphone without echo cancellation)."""
+
+    def __init__(self, delay: float, loss_db: float) -> None:
+        super().__init__()
+        self._delay = delay
+        self._gain = 10 ** (-loss_db / 20)
+        self._heard: deque[tuple[float, np.ndarray]] = deque()
+
+    def hear(self, samples: np.ndarray) -> None:
+        self._heard.append((time.monotonic(), samples * self._gain))
+
+    async def recv(self) -> Any:
+        frame = await super().recv()
+        due = time.monotonic() - self._delay
+        while len(self._heard) > 1 and self._heard[1][0] <= due:
+            self._heard.popleft()  # a backlog (the loop was late): keep the echo's delay
+        if not self._heard or self._heard[0][0] > due:
+            return frame
+        echo = self._heard.popleft()[1][:FRAME_SAMPLES]
+        mixed = frame.to_ndarray()[0].astype(np.float64)
+        mixed[: echo.size] += echo
+        out = AudioFrame.from_ndarray(
+            np.clip(np.round(mixed), -32768, 32767).astype("<i2").reshape(1, -1),
+            format="s16",
+            layout="mono",
+        )
+        out.sample_rate, out.pts, out.time_base = frame.sample_rate, frame.pts, frame.time_base
+        return out
+
+
 class Caller:
-    def __init__(self) -> None:
+    def __init__(self, echo_loss_db: float | None = None, echo_delay: float = 0.15) -> None:
         # no STUN server: nothing but 127.0.0.1 is ever contacted
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self.mic = SpeakerTrack()
+        self.mic = (
+            SpeakerTrack() if echo_loss_db is None else EchoingMic(echo_delay, echo_loss_db)
+        )
         self.pc.addTrack(self.mic)
         self.frames_heard = 0
         self.loud_frames = 0
@@ -127,7 +164,11 @@ class Caller:
             if not isinstance(frame, AudioFrame):
                 continue
             self.frames_heard += 1
-            if int(np.abs(frame.to_ndarray()).max()) > LOUD:
+            samples = frame.to_ndarray()
+            if isinstance(self.mic, EchoingMic):
+                channels = len(frame.layout.channels)
+                self.mic.hear(samples[0, ::channels].astype(np.float64))
+            if int(np.abs(samples).max()) > LOUD:
                 self.loud_frames += 1
                 self.last_loud = asyncio.get_running_loop().time()
                 self._sound.set()

@@ -10,7 +10,8 @@ chunk that is not JSON after the first events), `delay` (a slow model); off by d
 Streams open with an SSE comment line, as proxies and compatible servers send.
 
 Speech: `POST /v1/audio/transcriptions` (multipart, answers `{"text": fake.transcript}`) and
-`POST /v1/audio/speech` (answers a short MP3 tone), each recorded and each able to fail. A
+`POST /v1/audio/speech` (answers a short MP3 tone, or `fake.speech_audio` when set: real
+speech, which the VAD hears), each recorded and each able to fail. A
 sentiment-classifier prompt gets `fake.sentiment_reply`.
 """
 
@@ -48,6 +49,7 @@ class FakeOpenAI:
     speeches: list[dict[str, Any]] = field(default_factory=list)  # the JSON bodies
     fail_transcription: int | None = None  # answer transcriptions with this HTTP status
     fail_speech: int | None = None  # answer speech requests with this HTTP status
+    speech_audio: bytes | None = None  # what speech requests get instead of the tone (WAV)
     sentiment_reply: str = '{"sentiment": "positive", "score": 0.9}'
 
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
@@ -170,6 +172,8 @@ class FakeOpenAI:
         self.speeches.append(body)
         if self.fail_speech is not None:
             return _failure(self.fail_speech)
+        if self.speech_audio is not None:
+            return web.Response(body=self.speech_audio, content_type="audio/wav")
         return web.Response(body=tone_mp3(), content_type="audio/mpeg")
 
 
