@@ -138,13 +138,15 @@ async def place_call(live: LiveServer) -> Call:
     return await live.app[CALLS].create("010-1234-5678")
 
 
-async def connect_caller(live: LiveServer, call: Call) -> tuple[RecordingClient, Caller]:
+async def connect_caller(
+    live: LiveServer, call: Call, caller: Caller | None = None
+) -> tuple[RecordingClient, Caller]:
     signaling = RecordingClient("/signaling")
     await signaling.connect(live.url)
     await signaling.call(
         "join-session", {"sessionId": call.session_id, "peerId": "caller", "callId": call.id}
     )
-    caller = Caller()
+    caller = caller or Caller()
     await signaling.emit(
         "offer", {"sessionId": call.session_id, "peerId": "caller", "offer": await caller.offer()}
     )

@@ -15,9 +15,11 @@ from models import ChatMessage
 from server.calls.sentences import SentenceSplitter
 from server.keys import VOICE_CALLS
 from server.voice import endpoint, models
+from server.voice.outbound import SAMPLE_RATE
 from server.voice.vad import SpeechDetector
 from tests.conftest import LiveServer, fake_openai_settings, require, serve
 from tests.support.fakes.openai_server import FakeOpenAI
+from tests.support.fakes.spoken import pcm_wav
 from tests.support.sio import RecordingClient
 from tests.support.voice_client import (
     Caller,
@@ -98,9 +100,11 @@ async def voice(
         yield live
 
 
-async def greeted_call(live: LiveServer) -> tuple[Any, RecordingClient, Caller]:
+async def greeted_call(
+    live: LiveServer, caller: Caller | None = None
+) -> tuple[Any, RecordingClient, Caller]:
     call = await place_call(live)
-    signaling, caller = await connect_caller(live, call)
+    signaling, caller = await connect_caller(live, call, caller)
     await signaling.next("ai-audio-response", timeout=20)
     await caller.sound()
     await caller.silent_for(0.3)
@@ -183,9 +187,11 @@ async def test_bad_input_breaks_nothing(voice: LiveServer) -> None:
     await until(lambda: len(voice.app[VOICE_CALLS]) == 0, timeout=40)
 
 
-async def replying_call(live: LiveServer) -> tuple[Any, RecordingClient, Caller]:
+async def replying_call(
+    live: LiveServer, caller: Caller | None = None
+) -> tuple[Any, RecordingClient, Caller]:
     """A call whose AI has started speaking its (several sentences long) reply."""
-    call, signaling, caller = await greeted_call(live)
+    call, signaling, caller = await greeted_call(live, caller)
     caller.quiet()
     await caller.play(np.concatenate([spoken_pcm(), silence(0.3)]))
     first = await signaling.next("ai-audio-response", timeout=30)
@@ -279,6 +285,73 @@ async def test_without_barge_in_the_ai_finishes_then_answers(
             rows = await ChatMessage.filter(session_id=call.session_id, sender="assistant")
             assert not any(r.metadata.get("interrupted") for r in rows)
             assert signaling.of("ai-audio-interrupted") == []
+        finally:
+            await caller.close()
+            await signaling.close()
+
+
+# A speakerphone without echo cancellation: what the caller hears comes back into its
+# microphone 150 ms later and 12 dB softer. The fake's TTS speaks (its tone is no speech to
+# the VAD, so its echo would prove nothing).
+ECHO_LOSS_DB = 12
+AI_SAYS = "The basic pension is paid to citizens over sixty five."
+
+
+@asynccontextmanager
+async def speakerphone_server(
+    sqlite_url: str, fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, **overrides: Any
+) -> AsyncIterator[LiveServer]:
+    async with voice_server(sqlite_url, fake, monkeypatch, **overrides) as live:
+        fake.speech_audio = pcm_wav(pcm16(spoken_pcm(AI_SAYS)), SAMPLE_RATE)
+        yield live
+
+
+async def ai_messages(session_id: str) -> list[ChatMessage]:
+    rows = ChatMessage.filter(session_id=session_id, sender="assistant").order_by("created_at")
+    return list(await rows)
+
+
+@pytest.mark.slow  # real calls, seconds each
+async def test_the_ais_own_echo_neither_stops_it_nor_makes_a_turn(
+    sqlite_url: str, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with speakerphone_server(sqlite_url, fake_openai, monkeypatch) as live:
+        call, signaling, caller = await greeted_call(live, Caller(echo_loss_db=ECHO_LOSS_DB))
+        try:
+            await caller.silent_for(2.0)  # the greeting and its echo, then the longest silence
+            assert await answered(call.session_id) == []  # its echo made no turn
+            caller.quiet()
+            await caller.play(np.concatenate([spoken_pcm(), silence(0.3)]))
+            await signaling.next("ai-audio-response", timeout=30)
+            await caller.sound()
+            await caller.silent_for(2.0, timeout=90)  # the whole reply plays out, echoed
+            assert signaling.of("ai-audio-interrupted") == []
+            replies = await ai_messages(call.session_id)
+            assert len(replies) == 2 and not any(r.metadata.get("interrupted") for r in replies)
+            assert len(await answered(call.session_id)) == 1  # the caller's, not the echo
+        finally:
+            await caller.close()
+            await signaling.close()
+
+
+@pytest.mark.slow  # real calls, seconds each
+async def test_the_caller_speaking_over_its_echo_still_stops_the_ai(
+    sqlite_url: str, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with speakerphone_server(sqlite_url, fake_openai, monkeypatch) as live:
+        speakerphone = Caller(echo_loss_db=ECHO_LOSS_DB)
+        call, signaling, caller = await replying_call(live, speakerphone)
+        try:
+            caller.play(np.concatenate([spoken_pcm(), silence(0.3)]))  # at the usual level
+            await signaling.next("ai-audio-interrupted", timeout=10)
+
+            async def answered_after_the_cut() -> bool:
+                replies = await ai_messages(call.session_id)
+                return len(replies) >= 3 and not replies[-1].metadata.get("interrupted")
+
+            await until(answered_after_the_cut, timeout=60)
+            replies = await ai_messages(call.session_id)
+            assert replies[1].metadata and replies[1].metadata["interrupted"] is True
         finally:
             await caller.close()
             await signaling.close()
