@@ -148,6 +148,7 @@ TURN_EVENTS = (
     "end_of_turn_cap",
     "turn_continued",
     "interruption",
+    "echo_suppressed",
     "false_start",
 )
 

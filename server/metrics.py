@@ -74,7 +74,8 @@ VOICE_TURN_EVENTS = Counter(
     "end_of_turn_silence (the longest silence did), end_of_turn_cap (the utterance "
     "reached MAX_UTTERANCE_SECONDS), turn_continued (a pause the model judged unfinished and "
     "the caller went on), interruption (the caller spoke over the AI and it stopped), "
-    "false_start (speech too short, or without words, to answer)",
+    "false_start (speech too short, or without words, to answer), echo_suppressed (a 32 ms "
+    "chunk the VAD called speech, judged the AI's own voice coming back: ECHO_GUARD)",
     ["event"],
     registry=REGISTRY,
 )

@@ -9,9 +9,11 @@
 
 Holding at the onset is what lets the AI fall silent well within 200 ms of the caller's
 first syllable while still asking for ~250 ms of speech before it gives up its turn.
-The AI's own voice leaking back into the caller's microphone is the browser's echo
-cancellation's job (on by default in `getUserMedia`); what leaks through it is short and
-soft, and Silero's threshold plus the confirmation keep it from counting.
+The AI's own voice leaking back into the caller's microphone never gets here: the
+browser's echo cancellation (on by default in `getUserMedia`) removes most of it, and the
+echo guard (`server.voice.echo`, ECHO_GUARD) turns what is left into silence before the
+turn detector sees it, unless it is louder than the AI's own audio minus
+ECHO_RETURN_LOSS_DB: the caller speaking over the AI at a normal level still barges in.
 """
 
 from __future__ import annotations

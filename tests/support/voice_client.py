@@ -106,9 +106,7 @@ class Caller:
     def __init__(self, echo_loss_db: float | None = None, echo_delay: float = 0.15) -> None:
         # no STUN server: nothing but 127.0.0.1 is ever contacted
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self.mic = (
-            SpeakerTrack() if echo_loss_db is None else EchoingMic(echo_delay, echo_loss_db)
-        )
+        self.mic = SpeakerTrack() if echo_loss_db is None else EchoingMic(echo_delay, echo_loss_db)
         self.pc.addTrack(self.mic)
         self.frames_heard = 0
         self.loud_frames = 0
