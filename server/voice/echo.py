@@ -2,25 +2,28 @@
 
 A speakerphone, or a browser without echo cancellation, plays the AI's voice into the
 caller's microphone. Unchecked, that echo holds and interrupts the AI and becomes an
-utterance the AI answers. The server knows what it sent, so it checks (Geigel's double-talk
-detector, on levels rather than samples):
+utterance the AI answers. The server knows what it sent, so it checks, on levels:
 
-    each 20 ms unit the track sends while the AI talks -> its level (RMS, dBFS of the
-                                                           TTS PCM) and when it went out
-    a caller chunk the VAD calls speech                  -> the caller's only if louder than
-                                                           the loudest unit sent in the last
-                                                           ECHO_PATH_SECONDS, minus the echo's
-                                                           assumed loss (ECHO_RETURN_LOSS_DB)
+    each 20 ms unit the track sends while the AI talks -> its level and when it went out
+    each caller chunk while the AI talks               -> its level, kept for 0.77 s
+    a caller chunk the VAD calls speech is echo only if
+      1. no louder than the loudest unit sent in the  (Geigel's double-talk test)
+         last ECHO_PATH_SECONDS minus ECHO_RETURN_LOSS_DB, and
+      2. the caller's levels of the last 0.77 s follow (the envelope: echo is the AI's
+         the AI's, some delay within the path later     syllables, a caller their own)
+         (correlation >= ECHO_CORRELATION)
 
-Both levels are RMS in dBFS: the sent one of the TTS audio before Opus (48 kHz), the heard
-one of the caller's chunk after Opus, resampling to 16 kHz and removing any DC offset. The
-band above 8 kHz the caller's side loses makes the echo read a little softer, never louder.
-Echo arrives after its path (the network both ways, two jitter buffers, the loudspeaker and
-the microphone); a loudest-over-the-window test needs no estimate of that delay, only its
-upper bound. When the AI has sent nothing for ECHO_PATH_SECONDS the guard passes every
-chunk without a sum (a call is mostly that). Not caught: an echo that comes back louder than
-the assumed loss (a loud speakerphone, or the browser's gain control raising it), or later
-than the window; the caller speaking softer than that over the AI is taken for echo.
+The first test alone takes a caller speaking softer than the AI's loudest syllables for
+echo, and the two levels are not on one scale: the sent one is the TTS audio's RMS (dBFS,
+48 kHz, before Opus), the heard one the caller's microphone's after its gain control, Opus,
+16 kHz and without DC. So a quiet chunk is echo only if it is also shaped like what was
+sent. A chunk louder than any echo keeps the caller's next speech theirs for
+HANGOVER_SECONDS. For the first CORRELATED_CHUNKS of the AI talking there is too little
+history to correlate: the level test alone decides.
+
+When the AI has sent nothing for ECHO_PATH_SECONDS, a chunk costs one comparison. Not
+caught: an echo louder than the assumed loss (a loud speakerphone, the browser's gain
+control raising it), or later than the window. Figures and limits: docs/voice.md#barge-in.
 """
 
 from __future__ import annotations
@@ -30,14 +33,21 @@ import math
 import numpy as np
 
 from server.metrics import VOICE_TURN_EVENTS
+from server.voice.vad import FRAME_MS
 
 ECHO_RETURN_LOSS_DB = 6.0  # the echo comes back at least this much softer than it went out
 ECHO_PATH_SECONDS = 0.6  # the longest delay from a unit sent to its echo heard
+ECHO_CORRELATION = 0.7  # echo measured >= 0.78, a caller's own speech mostly < 0.7
 # once a chunk was louder than any echo, the caller's speech that follows within this is the
 # caller's too (their softer syllables under the AI's louder ones)
 HANGOVER_SECONDS = 0.15
 SILENT_DB = -120.0  # a unit of digital silence (the track held, or starved)
 HISTORY_UNITS = 200  # 4 s of 20 ms units, far more than the echo path
+HEARD_CHUNKS = 24  # the caller's levels correlated: 0.77 s
+CORRELATED_CHUNKS = 10  # fewer (the AI just started) and the level test alone decides
+_FLOOR_DB = -60.0  # quieter is all "nothing" to the correlation (the VAD's gate is -55)
+_LAGS = np.arange(0.0, ECHO_PATH_SECONDS + 0.01, 0.02)  # the echo delays tried
+_CHUNK_SECONDS = FRAME_MS / 1000
 _FULL_SCALE_POWER = 32768.0**2
 _SILENT_POWER = 10 ** (SILENT_DB / 10)  # relative to full scale
 _SUPPRESSED = VOICE_TURN_EVENTS.labels("echo_suppressed")
@@ -60,44 +70,82 @@ def chunk_level(chunk: bytes) -> float:
     return 10 * math.log10(max(power / _FULL_SCALE_POWER, _SILENT_POWER))
 
 
-class SentLevels:
-    """What the AI's track sent, unit by unit, in a ring: the time and level of the last
-    HISTORY_UNITS units. The track records only while it has clips to play."""
+class Levels:
+    """A ring of (time, level): the last `size` recorded."""
 
-    def __init__(self) -> None:
-        self._at = np.full(HISTORY_UNITS, -math.inf)
-        self._level = np.full(HISTORY_UNITS, SILENT_DB)
+    def __init__(self, size: int) -> None:
+        self._at = np.full(size, -math.inf)
+        self._level = np.full(size, SILENT_DB)
         self._next = 0
-        self.last_at = -math.inf  # monotonic: when the last unit was recorded
+        self.last_at = -math.inf  # monotonic: when the last one was recorded
 
     def record(self, at: float, level: float) -> None:
         self._at[self._next] = at
         self._level[self._next] = level
-        self._next = (self._next + 1) % HISTORY_UNITS
+        self._next = (self._next + 1) % self._at.size
         self.last_at = at
 
     def loudest_since(self, since: float) -> float:
-        """The loudest level (dBFS) sent at or after `since`; SILENT_DB if none."""
+        """The loudest level (dBFS) recorded at or after `since`; SILENT_DB if none."""
         recent = self._level[self._at >= since]
         return float(recent.max()) if recent.size else SILENT_DB
 
+    def since(self, since: float) -> tuple[np.ndarray, np.ndarray]:
+        """(times, levels) recorded at or after `since`, oldest first."""
+        at, level = np.roll(self._at, -self._next), np.roll(self._level, -self._next)
+        recent = at >= since
+        return at[recent], level[recent]
+
+
+class SentLevels(Levels):
+    """What the AI's track sent, unit by unit: the last HISTORY_UNITS units. The track
+    records only while it has clips to play."""
+
+    def __init__(self) -> None:
+        super().__init__(HISTORY_UNITS)
+
 
 class EchoGuard:
-    """Per caller chunk the VAD called speech: True when it is the AI's own echo."""
+    """Every caller chunk goes through `callers`: the VAD's verdict, minus the AI's echo."""
 
     def __init__(self, sent: SentLevels, return_loss_db: float = ECHO_RETURN_LOSS_DB) -> None:
         self._sent = sent
         self._return_loss = return_loss_db
+        self._heard = Levels(HEARD_CHUNKS)
         self._caller_until = -math.inf  # the hangover of the caller's last loud chunk
 
-    def is_echo(self, chunk: bytes, now: float) -> bool:
+    def callers(self, chunk: bytes, speech: bool, now: float) -> bool:
+        """True when `chunk` is the caller speaking: speech, and not the AI's echo."""
         since = now - ECHO_PATH_SECONDS
         if self._sent.last_at < since:
-            return False  # the AI has been quiet longer than any echo takes
-        if chunk_level(chunk) > self._sent.loudest_since(since) - self._return_loss:
-            self._caller_until = now + HANGOVER_SECONDS
-            return False  # louder than the echo can be: the caller (over the echo, maybe)
-        if now < self._caller_until:
+            return speech  # the AI has been quiet longer than any echo takes
+        level = chunk_level(chunk)
+        self._heard.record(now, level)
+        if not speech:
             return False
+        if level > self._sent.loudest_since(since) - self._return_loss:
+            self._caller_until = now + HANGOVER_SECONDS
+            return True  # louder than the echo can be: the caller (over the echo, maybe)
+        if now < self._caller_until or not self._follows_what_was_sent(now):
+            return True
         _SUPPRESSED.inc()
-        return True
+        return False
+
+    def _follows_what_was_sent(self, now: float) -> bool:
+        """Do the caller's recent levels follow the AI's, at some delay within the path?
+        (Pearson's correlation of the dB envelopes, the best over every delay tried.)"""
+        heard_at, heard = self._heard.since(now - HEARD_CHUNKS * _CHUNK_SECONDS - 0.01)
+        if heard.size < CORRELATED_CHUNKS:
+            return True  # too early to tell: the level test alone decides
+        sent_at, sent = self._sent.since(now - HEARD_CHUNKS * _CHUNK_SECONDS - 1.0)
+        if sent.size < 2:
+            return True
+        # the sent level at each chunk's middle, each delay a row
+        when = heard_at[None, :] - _LAGS[:, None] - _CHUNK_SECONDS / 2
+        expected = np.interp(when, sent_at, np.maximum(sent, _FLOOR_DB), left=_FLOOR_DB)
+        x = np.maximum(heard, _FLOOR_DB)
+        x -= x.mean()
+        y = expected - expected.mean(axis=1, keepdims=True)
+        spread = math.sqrt(float(x @ x)) * np.sqrt(np.einsum("ij,ij->i", y, y))
+        correlation = (y @ x) / np.maximum(spread, 1e-9)
+        return float(correlation.max()) >= ECHO_CORRELATION

@@ -87,6 +87,8 @@ class Clip:
     complete: bool = True
 
     def add(self, units: Sequence[bytes], levels: Sequence[float]) -> None:
+        if len(levels) != len(units):  # here, rather than in `recv`, where it would end the track
+            raise ValueError(f"{len(units)} units with {len(levels)} levels")
         self.units.extend(units)
         self.levels.extend(levels)
 

@@ -83,7 +83,7 @@ class Hearing:
 
     def _the_caller(self, chunk: bytes, speech: bool, now: float) -> bool:
         """Speech, and not the AI's own voice coming back (echo is silence to the turns)."""
-        return speech and not (self._echo is not None and self._echo.is_echo(chunk, now))
+        return speech if self._echo is None else self._echo.callers(chunk, speech, now)
 
 
 class CallPipeline:
