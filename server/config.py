@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     turn_decision_deadline_ms: int = Field(default=300, ge=0, le=10000)  # then the pause ends it
     max_utterance_seconds: float = Field(default=30, gt=0, le=600)  # longer is cut there
     barge_in: bool = True  # the caller speaking over the AI stops it
-    echo_guard: bool = True  # speech no louder than the AI's own echo is not the caller
+    echo_guard: bool = True  # the AI's own voice coming back is not the caller (voice/echo)
     echo_return_loss_db: float = Field(default=6.0, ge=0, le=40)  # the echo's assumed loss
     voice_greeting_delay_ms: int = Field(default=2000, ge=0)  # media connected -> greeting
     # a call still RINGING or CONNECTING this long after its last change FAILS

@@ -12,8 +12,9 @@ first syllable while still asking for ~250 ms of speech before it gives up its t
 The AI's own voice leaking back into the caller's microphone never gets here: the
 browser's echo cancellation (on by default in `getUserMedia`) removes most of it, and the
 echo guard (`server.voice.echo`, ECHO_GUARD) turns what is left into silence before the
-turn detector sees it, unless it is louder than the AI's own audio minus
-ECHO_RETURN_LOSS_DB: the caller speaking over the AI at a normal level still barges in.
+turn detector sees it: speech no louder than the AI's own audio minus ECHO_RETURN_LOSS_DB
+whose levels follow the AI's. The caller speaking over the AI at a normal level, or softly
+with the echo cancelled, still barges in.
 """
 
 from __future__ import annotations

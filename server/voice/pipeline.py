@@ -1,11 +1,10 @@
 """One call's voice pipeline, top to bottom:
 
-    caller's track -> resample (16 kHz mono) -> VAD (loudness gate, Silero) -> turns
+    caller's track -> resample (16 kHz mono) -> VAD (loudness gate, Silero) -> echo -> turns
       -> at a pause: Smart Turn (a thread) and STT of the audio so far, side by side
       -> model (first clause, then sentence by sentence) -> TTS -> outgoing track
          + `ai-audio-response`
     the caller speaking over the AI -> barge-in: hold, then stop (`bargein`)
-    speech no louder than the AI's own echo -> not the caller (`echo`, before turns)
 
 The greeting is spoken first, a moment after the media connects; utterances are answered
 one at a time, in order. Resampling, VAD and turn detection run on the event loop (a chunk

@@ -24,7 +24,7 @@ class VoiceSettings:
     max_utterance_seconds: float = 30.0  # a longer utterance is cut and answered
     barge_in: bool = True  # the caller speaking over the AI stops it
     barge_in_ms: int = 250  # speech this long over the AI is the caller, not a cough
-    echo_guard: bool = True  # speech no louder than the AI's echo is not the caller (`echo`)
+    echo_guard: bool = True  # the AI's own voice coming back is not the caller (`echo`)
     echo_return_loss_db: float = 6.0  # the echo comes back at least this much softer
     greeting_delay_ms: int = 2000  # after media connects; TTS time comes on top (~2-3 s)
     max_turns_per_minute: int = 20  # utterances answered per call (MAX_VOICE_TURNS_PER_MINUTE)
