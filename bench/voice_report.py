@@ -143,6 +143,7 @@ def summarize(turns: Iterable[TurnResult], pacing: Iterable[dict[str, Any]]) -> 
 
 TURN_EVENTS = (
     "end_of_turn_model",
+    "end_of_turn_transcript",
     "end_of_turn_deadline",
     "end_of_turn_silence",
     "end_of_turn_cap",

@@ -72,6 +72,7 @@ class Settings(BaseSettings):
     vad_threshold: float = Field(default=0.5, gt=0, lt=1)  # Silero speech probability
     turn_max_silence_ms: int = Field(default=1500, ge=100, le=10000)  # ends a turn anyway
     turn_model: Literal["smart-turn", "none"] = "smart-turn"  # the end-of-turn model
+    turn_transcript: bool = True  # the transcript's wording judges the end of turn too
     turn_decision_deadline_ms: int = Field(default=300, ge=0, le=10000)  # then the pause ends it
     max_utterance_seconds: float = Field(default=30, gt=0, le=600)  # longer is cut there
     barge_in: bool = True  # the caller speaking over the AI stops it

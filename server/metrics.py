@@ -70,10 +70,11 @@ VOICE_STAGE_SECONDS = Histogram(
 VOICE_TURN_EVENTS = Counter(
     "mobok_voice_turn_events_total",
     "Turn taking on calls: end_of_turn_model (the end-of-turn model ended a turn after a "
-    "pause), end_of_turn_deadline (no verdict by TURN_DECISION_DEADLINE_MS: the pause did), "
+    "pause), end_of_turn_transcript (the words of the utterance closed a sentence), "
+    "end_of_turn_deadline (no verdict by TURN_DECISION_DEADLINE_MS: the pause did), "
     "end_of_turn_silence (the longest silence did), end_of_turn_cap (the utterance "
-    "reached MAX_UTTERANCE_SECONDS), turn_continued (a pause the model judged unfinished and "
-    "the caller went on), interruption (the caller spoke over the AI and it stopped), "
+    "reached MAX_UTTERANCE_SECONDS), turn_continued (a pause judged unfinished, by the model "
+    "or the words), interruption (the caller spoke over the AI and it stopped), "
     "false_start (speech too short, or without words, to answer), echo_suppressed (a 32 ms "
     "chunk the VAD called speech, judged the AI's own voice coming back: ECHO_GUARD)",
     ["event"],

@@ -88,7 +88,12 @@ async def test_one_turn_shows_active_calls_and_voice_stages(
         for stage in STAGES:
             assert stage_count(after, stage) == stage_count(before, stage) + 1, stage
         assert provider_count(after, "stt") == provider_count(before, "stt") + 1
-        ends = ("end_of_turn_model", "end_of_turn_deadline", "end_of_turn_silence")
+        ends = (
+            "end_of_turn_model",
+            "end_of_turn_transcript",
+            "end_of_turn_deadline",
+            "end_of_turn_silence",
+        )
         assert sum(event_count(after, e) - event_count(before, e) for e in ends) == 1
         # the greeting and at least one sentence of the reply
         assert (
@@ -127,7 +132,12 @@ async def test_bench_smoke_run(tmp_path: Path, capsys: pytest.CaptureFixture[str
         assert scenario[f"{stage}_ms"]["p50"] is not None, stage
     assert scenario["client_first_audio_ms"]["p50"] is not None
     events = scenario["turn_events"]
-    ends = ("end_of_turn_model", "end_of_turn_deadline", "end_of_turn_silence")
+    ends = (
+        "end_of_turn_model",
+        "end_of_turn_transcript",
+        "end_of_turn_deadline",
+        "end_of_turn_silence",
+    )
     assert sum(events[e] for e in ends) == 1
     assert isinstance(scenario["underruns"], int) and scenario["server_frames"] > 0
     assert capacity["tested"] == [{"calls": 1, "ok": scenario["ok"]}]

@@ -150,20 +150,51 @@ async def test_speech_in_a_noise_bed_is_answered_while_the_noise_goes_on(
         await signaling.close()
 
 
-@pytest.mark.slow  # real calls, seconds each
-async def test_a_pause_mid_sentence_is_one_turn(voice: LiveServer) -> None:
-    call, signaling, caller = await greeted_call(voice)
+def transcribed_in_two(first: np.ndarray, rest: np.ndarray, words: tuple[str, str]) -> Any:
+    """The fake STT's words for each segment of `first`, a 0.7 s pause, `rest`: told apart
+    by length (a segment runs from one pause to the next, ~0.4 s of silence around the
+    first half, ~0.7 s around the second)."""
+    between = (first.size / 48_000 + 0.4 + rest.size / 48_000 + 0.7) / 2
+    return lambda seconds: words[0] if seconds > between else words[1]
+
+
+async def a_pause_mid_sentence(
+    live: LiveServer, fake: FakeOpenAI, words: tuple[str, str], voice: str
+) -> list[str]:
+    """The turns the AI takes of a sentence said with a 700 ms pause in the middle."""
+    first, rest = spoken_pcm(words[0], voice), spoken_pcm(words[1], voice)
+    fake.transcript_for = transcribed_in_two(first, rest, words)
+    call, signaling, caller = await greeted_call(live)
     try:
-        # Smart Turn scores the first half 0.01 (continuing: "..., and"), the whole 0.78
-        first = spoken_pcm("My mother is seventy years old, and")
-        rest = spoken_pcm("she lives alone.")
         await caller.play(np.concatenate([first, silence(0.7), rest, silence(0.1)]))
         await signaling.next("ai-audio-response", timeout=30)
         await caller.play(silence(2))  # a second answer would have started by now
-        assert len(await answered(call.session_id)) == 1
+        return [turn.content for turn in await answered(call.session_id)]
     finally:
         await caller.close()
         await signaling.close()
+
+
+@pytest.mark.slow  # real calls, seconds each
+async def test_a_pause_mid_sentence_is_one_turn(voice: LiveServer, fake_openai: FakeOpenAI) -> None:
+    # Smart Turn scores the first half 0.01 (continuing: "..., and"), the whole 0.78
+    words = ("My mother is seventy years old, and", "she lives alone.")
+    turns = await a_pause_mid_sentence(voice, fake_openai, words, "en-us+f2")
+    assert turns == [" ".join(words)]  # one turn, its two segments' words joined
+
+
+@pytest.mark.slow  # real calls, seconds each
+@pytest.mark.parametrize("read_words", [True, False], ids=["with-words", "sound-alone"])
+async def test_words_left_open_keep_the_turn_when_the_sound_says_finished(
+    sqlite_url: str, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, read_words: bool
+) -> None:
+    """espeak-ng's flat Korean sounds finished to Smart Turn at every pause (0.94 for the
+    first half here); the connective ending -셔서 tells that the sentence goes on."""
+    words = ("저희 어머니가 다리가 불편하셔서", "혼자 못 다니세요.")
+    overrides = {"turn_transcript": read_words}
+    async with voice_server(sqlite_url, fake_openai, monkeypatch, **overrides) as live:
+        turns = await a_pause_mid_sentence(live, fake_openai, words, "ko")
+    assert turns == ([" ".join(words)] if read_words else list(words))
 
 
 @pytest.mark.slow  # real calls, seconds each

@@ -15,22 +15,22 @@ process or HTTP), decoding TTS audio in small steps on the loop (`clips`).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 import onnxruntime as ort
 from aiortc import MediaStreamTrack
 from av.audio.frame import AudioFrame
 
-from server.ai.audio import wav_bytes
 from server.chat import clock
 from server.conversation.ratelimit import RateLimiter
 from server.errors import ChatError
 from server.metrics import VOICE_TURN_EVENTS
 from server.texts import AI_FAILED, RATE_LIMITED, SPEECH_FAILED
-from server.voice import endpoint, models
+from server.voice import endpoint, models, wording
 from server.voice.bargein import BargeIn
 from server.voice.echo import EchoGuard
 from server.voice.inbound import audio_frames
@@ -40,6 +40,7 @@ from server.voice.ports import Conversation, Emit, Synthesizer, Transcriber
 from server.voice.resample import RATE, MonoResampler
 from server.voice.settings import VoiceSettings
 from server.voice.speaker import Line, Reply, Speaker
+from server.voice.transcribe import Transcription
 from server.voice.turns import (
     Event,
     Pause,
@@ -49,8 +50,10 @@ from server.voice.turns import (
     Utterance,
 )
 from server.voice.vad import SpeechDetector
+from server.voice.wording import Wording
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Hearing:
@@ -100,13 +103,13 @@ class CallPipeline:
     ) -> None:
         self.session_id = session_id
         self.call_id = call_id
-        self._stt = stt
         self._conversation = conversation
         self._emit = emit
         self._settings = settings
         self._speaker = Speaker(tts, track, emit, self._speaking_failed)
         self._barge_in = BargeIn(track, enabled=settings.barge_in)
         self._track = track
+        self._transcription = Transcription(stt, self._spawn)
         self._reply: Reply | None = None  # the latest reply, as the caller heard it
         self._responding = False  # the model is writing `_reply`
         self._answering: asyncio.Task[None] | None = None
@@ -133,7 +136,7 @@ class CallPipeline:
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._speaker.close()
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    def _spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -160,9 +163,11 @@ class CallPipeline:
             now = time.monotonic()
             for event in hearing(frame, now):
                 if isinstance(event, Utterance):
+                    if event.ended_by == "cap":  # speech since the last pause: STT it all
+                        event = dataclasses.replace(event, transcript=None)
                     self._utterances.put_nowait(event)
                 elif isinstance(event, Pause):
-                    event.transcript = self._spawn_transcript(event.pcm)
+                    event.transcript = self._transcription.at_pause(event.utterance, event.pcm)
                     if self._settings.turn_model == "smart-turn":
                         self._spawn(self._decide(hearing.turns, event))
                 elif isinstance(event, SpeechOnset):
@@ -181,47 +186,61 @@ class CallPipeline:
             log.error("end-of-turn model unavailable: turns end on silence alone: %s", exc)
 
     async def _decide(self, turns: TurnDetector, pause: Pause) -> None:
-        """After a pause: the end-of-turn model judges the audio so far (off the loop)."""
+        """After a pause: has the caller finished? Two judges. The words of the utterance so
+        far (`wording`) speak first: a closed sentence ends the turn, an open one (`...살이신데`,
+        `어머니가`) does not, whatever it sounded like. When the words cannot tell (a noun
+        phrase, no transcript), Smart Turn's reading of the sound decides. Waiting for the
+        words costs nothing: the answer needs the transcript anyway, and it was started at
+        the pause, beside the model (`transcribe`)."""
         started = time.monotonic()
+        model = self._spawn(self._hear_out(pause))
         try:
-            # TURN_DECISION_DEADLINE_MS: 200 ms of pause + 300 ms is, at worst, the fixed
-            # 500 ms silence rule this replaced
-            deadline = self._settings.turn_decision_deadline_ms / 1000
-            complete = await asyncio.wait_for(endpoint.decide(pause.pcm), deadline)
-        except TimeoutError:
-            # no verdict in time (a busy machine): the pause so far ends the turn, as the
-            # fixed 500 ms silence rule did, rather than waiting for the longest silence
-            utterance = turns.end(pause, time.monotonic(), None, "deadline")
-            if utterance is not None:
-                self._utterances.put_nowait(utterance)
-            return
-        except Exception as exc:  # the worker died: the longest silence ends the turn
-            log.warning("end-of-turn decision failed: %s", exc)
-            return
-        decided = time.monotonic()
-        if complete < endpoint.COMPLETE:
+            finished, judge = None, "transcript"
+            if self._settings.turn_transcript and pause.transcript is not None:
+                finished = await self._read_out(pause.transcript)
+            if finished is None:
+                finished, judge = await self._hear_out_by(model, started), "model"
+        finally:
+            model.cancel()  # a decision still queued in the worker is not needed
+        if finished is False:
             VOICE_TURN_EVENTS.labels("turn_continued").inc()
             return  # the caller goes on, or the longest silence ends the turn
-        utterance = turns.end(pause, decided, decided - started)
-        if utterance is not None:
+        if finished is None:  # no verdict in time: the pause so far ends it
+            utterance = turns.end(pause, time.monotonic(), None, "deadline")
+        else:
+            utterance = turns.end(pause, time.monotonic(), time.monotonic() - started, judge)
+        if utterance is not None:  # None: the caller has spoken again since
             self._utterances.put_nowait(utterance)
 
-    def _spawn_transcript(self, pcm: bytes) -> asyncio.Task[str | None]:
-        """STT of the utterance so far, started at the pause while the end of the turn is
-        decided: once it is, the transcript is (nearly) ready. None when STT failed."""
-        task = asyncio.create_task(self._transcribe(pcm))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
-    async def _transcribe(self, pcm: bytes) -> str | None:
+    async def _hear_out_by(self, model: asyncio.Task[bool | None], started: float) -> bool | None:
+        """The model's verdict, if it comes by TURN_DECISION_DEADLINE_MS after the pause (a
+        busy machine: 200 ms of pause + 300 ms is the fixed 500 ms silence rule this
+        replaced); None when it did not. A failed model says False: the longest silence
+        ends the turn."""
+        deadline = started + self._settings.turn_decision_deadline_ms / 1000
         try:
-            return (
-                await self._stt.transcribe(wav_bytes(pcm, RATE), filename="utterance.wav")
-            ).strip()
-        except Exception as exc:
-            log.warning("speech to text failed: %s", exc)
+            verdict = await asyncio.wait_for(
+                asyncio.shield(model), max(0.0, deadline - time.monotonic())
+            )
+        except TimeoutError:
             return None
+        return bool(verdict)
+
+    async def _hear_out(self, pause: Pause) -> bool | None:
+        """Smart Turn's verdict: True when the turn sounds finished; None if it failed."""
+        try:
+            return await endpoint.decide(pause.pcm) >= endpoint.COMPLETE
+        except Exception as exc:  # the worker died: the other judge, or the longest silence
+            log.warning("end-of-turn decision failed: %s", exc)
+            return None
+
+    async def _read_out(self, transcript: asyncio.Task[str | None]) -> bool | None:
+        """The words' verdict: True for a finished sentence, False for an open one."""
+        text = await asyncio.shield(transcript)  # the answer needs it, whatever happens here
+        if not text:
+            return None
+        verdict = wording.judge(text)
+        return None if verdict is Wording.UNSURE else verdict is Wording.FINISHED
 
     def _ai_talking(self) -> bool:
         return self._speaker.busy or self._responding
@@ -274,7 +293,7 @@ class CallPipeline:
         if utterance.transcript is not None:  # started at the pause
             transcript = await utterance.transcript
         if transcript is None:
-            transcript = await self._transcribe(utterance.pcm)
+            transcript = await self._transcription.whole(utterance.pcm)
         if transcript is None:
             await self._emit("error", {"message": SPEECH_FAILED})
             return

@@ -20,6 +20,7 @@ class VoiceSettings:
     vad_threshold: float = 0.5  # Silero's speech probability that starts speech
     turn_max_silence_ms: int = 1500  # this much silence ends a turn whatever the model says
     turn_model: str = "smart-turn"  # 'smart-turn' | 'none' (the silence alone decides)
+    turn_transcript: bool = True  # the words of the utterance so far judge too (`wording`)
     turn_decision_deadline_ms: int = 300  # no verdict by then (a busy machine): pause ends it
     max_utterance_seconds: float = 30.0  # a longer utterance is cut and answered
     barge_in: bool = True  # the caller speaking over the AI stops it
@@ -53,6 +54,7 @@ class VoiceSettings:
             vad_threshold=settings.vad_threshold,
             turn_max_silence_ms=settings.turn_max_silence_ms,
             turn_model=settings.turn_model,
+            turn_transcript=settings.turn_transcript,
             turn_decision_deadline_ms=settings.turn_decision_deadline_ms,
             max_utterance_seconds=settings.max_utterance_seconds,
             barge_in=settings.barge_in,

@@ -38,6 +38,7 @@ class SpeechStarted:
 @dataclass(eq=False, slots=True)
 class Pause:
     pcm: bytes  # the utterance so far, 16 kHz mono s16
+    utterance: int  # which utterance of the call (its onsets counted)
     speech_ended_at: float
     at: float
     transcript: asyncio.Task[str | None] | None = field(default=None)  # speculative STT
@@ -81,6 +82,7 @@ class TurnDetector:
         self._silent_run = 0
         self._last_speech_at = 0.0
         self._paused: Pause | None = None  # the pause being decided, until speech resumes
+        self._onsets = 0
 
     @property
     def in_speech(self) -> bool:
@@ -95,6 +97,7 @@ class TurnDetector:
                 return None
             self._frames = [*self._pre_roll, frame]
             self._pre_roll.clear()
+            self._onsets += 1
             event = SpeechOnset(now)
         else:
             self._frames.append(frame)
@@ -110,7 +113,8 @@ class TurnDetector:
             if self._silent_run >= self._max_silence:
                 return self._finish(now, "silence")
             if self._silent_run == self._pause and self._speech_frames >= self._min_speech:
-                self._paused = Pause(b"".join(self._frames), self._last_speech_at, now)
+                pcm = b"".join(self._frames)
+                self._paused = Pause(pcm, self._onsets, self._last_speech_at, now)
                 event = self._paused
         if len(self._frames) >= self._max_frames:
             return self._finish(now, "cap")

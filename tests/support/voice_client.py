@@ -26,9 +26,9 @@ KEYWORDS = ("senior", "citizens", "services")
 LOUD = 500  # peak sample value of a frame that carries sound rather than silence
 
 
-def spoken_pcm(text: str = UTTERANCE) -> np.ndarray:
+def spoken_pcm(text: str = UTTERANCE, voice: str = "en-us+f2") -> np.ndarray:
     """`text` spoken by espeak-ng as 48 kHz mono float samples, silence trimmed off."""
-    samples = np.frombuffer(decode_to_pcm(spoken_wav(text), SAMPLE_RATE), dtype="<i2")
+    samples = np.frombuffer(decode_to_pcm(spoken_wav(text, voice), SAMPLE_RATE), dtype="<i2")
     loud = np.flatnonzero(np.abs(samples) > 300)
     return samples[loud[0] : loud[-1] + 1].astype(np.float64)
 
@@ -59,10 +59,10 @@ def espeak_available() -> bool:
     return shutil.which("espeak-ng") is not None
 
 
-def spoken_wav(text: str = UTTERANCE) -> bytes:
-    """`text` spoken in English by espeak-ng, as a WAV file."""
+def spoken_wav(text: str = UTTERANCE, voice: str = "en-us+f2") -> bytes:
+    """`text` spoken by espeak-ng (in English unless `voice` says), as a WAV file."""
     result = subprocess.run(
-        ["espeak-ng", "-v", "en-us+f2", "-s", "150", "--stdout", text],
+        ["espeak-ng", "-v", voice, "-s", "150", "--stdout", text],
         check=True,
         capture_output=True,
         timeout=30,

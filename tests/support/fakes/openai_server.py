@@ -22,7 +22,8 @@ import functools
 import io
 import json
 import time
-from collections.abc import AsyncIterator
+import wave
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +46,9 @@ class FakeOpenAI:
     url: str = ""
     # speech
     transcript: str = "노인 복지 서비스 알려줘"
+    # or the words by the length of the audio sent, in seconds (a WAV): a caller's pause
+    # cuts an utterance in segments, each transcribed on its own
+    transcript_for: Callable[[float], str] | None = None
     transcriptions: list[dict[str, Any]] = field(default_factory=list)  # model, file, ...
     speeches: list[dict[str, Any]] = field(default_factory=list)  # the JSON bodies
     fail_transcription: int | None = None  # answer transcriptions with this HTTP status
@@ -165,7 +169,10 @@ class FakeOpenAI:
         self.transcriptions.append(record)
         if self.fail_transcription is not None:
             return _failure(self.fail_transcription)
-        return web.json_response({"text": self.transcript})
+        text = self.transcript
+        if self.transcript_for is not None:
+            text = self.transcript_for(_wav_seconds(record.get("file", b"")))
+        return web.json_response({"text": text})
 
     async def audio_speech(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -175,6 +182,14 @@ class FakeOpenAI:
         if self.speech_audio is not None:
             return web.Response(body=self.speech_audio, content_type="audio/wav")
         return web.Response(body=tone_mp3(), content_type="audio/mpeg")
+
+
+def _wav_seconds(data: bytes) -> float:
+    try:
+        with wave.open(io.BytesIO(data)) as wav:
+            return wav.getnframes() / wav.getframerate()
+    except (wave.Error, EOFError):
+        return 0.0
 
 
 def _failure(status: int) -> web.Response:
