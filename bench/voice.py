@@ -57,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import numpy as np
 
 from bench.voice_caller import (
     BenchCaller,
@@ -78,6 +79,7 @@ from bench.voice_report import (
     summarize,
     turn_events,
 )
+from server.ai.audio import decode_to_pcm, wav_bytes
 from tests.support.processes import free_port, stop, wait_for_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,6 +91,7 @@ DIAL_SPACING_S = 0.1
 QUIET_S = 0.8  # the AI has finished answering once its track has been silent this long
 # what each provider pair is asked: pocketsphinx hears this voice and sentence well, and
 # the local model answers a thank-you briefly; the fake answers anything the same way
+PCM_RATE = 48_000
 UTTERANCES = {
     "fake": ("I want to know about services for senior citizens", "en-us+f2"),
     "local": ("thank you", "en-us+f2"),
@@ -112,6 +115,30 @@ def espeak_wav(text: str, voice: str) -> bytes:
         timeout=30,
     )
     return result.stdout
+
+
+def paused_wav(text: str, voice: str, pause: float) -> tuple[bytes, list[tuple[float, str]]]:
+    """`text` said in two halves with `pause` seconds of silence between, as a WAV (cut
+    after its word `about`, else at its middle: "I want to know about ... services for
+    senior citizens", the issue's example); and what a speech recognizer would hear in each
+    segment the server cuts it in, with the segment's expected length: ~0.2 s of pre-roll
+    and 0.2 s of pause around the first half, the rest of the pause and 0.2 s around the
+    second."""
+    words = text.split()
+    cut = words.index("about") + 1 if "about" in words else len(words) // 2
+    halves = " ".join(words[:cut]), " ".join(words[cut:])
+    first, rest = (trimmed_pcm(espeak_wav(half, voice)) for half in halves)
+    pcm = first + bytes(round(pause * PCM_RATE) * 2) + rest
+    seconds = [len(first) / 2 / PCM_RATE + 0.4, len(rest) / 2 / PCM_RATE + pause]
+    heard = [(seconds[0], halves[0]), (seconds[1], halves[1] + ".")]
+    return wav_bytes(pcm, PCM_RATE), heard
+
+
+def trimmed_pcm(wav: bytes) -> bytes:
+    """The speech of an espeak-ng WAV as 48 kHz s16, without its silent ends."""
+    samples = np.frombuffer(decode_to_pcm(wav, PCM_RATE), dtype="<i2")
+    loud = np.flatnonzero(np.abs(samples) > 300)
+    return samples[loud[0] : loud[-1] + 1].tobytes()
 
 
 def cpu_seconds(pid: int, children: bool = False) -> float:
@@ -178,6 +205,8 @@ async def running_server(
         "STUN_SERVER_URL": "",
         "VOICE_GREETING_DELAY_MS": "300",
         "LOG_LEVEL": "INFO",  # the per-turn latency and per-call pacing lines are INFO
+        # every caller of the sweep dials from 127.0.0.1: one "user" for the spend limit
+        "MAX_CALLS_PER_HOUR": "100000",
     }
     if providers == "fake":
         assert llm_url is not None
@@ -202,10 +231,15 @@ async def running_server(
 
 
 @contextlib.asynccontextmanager
-async def fake_process(delays: BenchDelays) -> AsyncIterator[tuple[str, int]]:
+async def fake_process(
+    delays: BenchDelays, transcripts: Sequence[tuple[float, str]] = ()
+) -> AsyncIterator[tuple[str, int]]:
     """The fake provider in a process of its own: it must not share this loop's lag.
-    Yields its base URL and pid."""
+    Yields its base URL and pid. `transcripts`: (seconds, words) of the segments the
+    callers' speech is cut in, for its STT to answer by length."""
     args = [f"--{k.replace('_', '-')}={v}" for k, v in delays.as_dict().items()]
+    if transcripts:
+        args.append(f"--transcripts={json.dumps(transcripts)}")
     proc = await asyncio.create_subprocess_exec(
         str(PYTHON), "-m", "bench.voice_fake", *args,
         cwd=REPO, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
@@ -260,6 +294,7 @@ class Scenario:
     bed: tuple[bytes, ...] = ()  # ... between utterances (and mixed into them)
     phantom_seconds: float = 0.0  # noise alone before the first turn: no reply may come
     barge_in: bool = False  # each turn, speak again over the AI's reply
+    pause_ms: float | None = None  # --pause-ms: a pause this long in the middle of each turn
 
     @property
     def label(self) -> dict[str, Any]:
@@ -268,6 +303,8 @@ class Scenario:
             label["noise_db"] = self.noise_db
         if self.barge_in:
             label["barge_in"] = True
+        if self.pause_ms is not None:
+            label["pause_ms"] = self.pause_ms
         return label
 
 
@@ -278,6 +315,7 @@ class CallOutcome:
     turns: list[float | None] = field(default_factory=list)  # client first audio, ms
     barge_in_ms: list[float] = field(default_factory=list)  # caller speaks -> AI silent
     phantom_replies: int = 0  # replies to noise alone
+    early_replies: int = 0  # turns answered before the caller had finished them
     error: str | None = None
 
 
@@ -326,7 +364,10 @@ async def run_call(
             outcome.phantom_replies = sum(1 for at, _ in caller.responses if at > quiet_from)
         for _ in range(scenario.turns):
             await asyncio.sleep(rng.uniform(0.2, 1.5))
+            started = time.monotonic()
             ended = await caller.say(scenario.utterance)
+            if any(started < at < ended for at, _ in caller.responses):
+                outcome.early_replies += 1  # a pause taken for the end of the turn
             if scenario.barge_in:
                 ended = await _barge_in(caller, scenario, outcome, ended, rng, timeout)
             first_sound = await caller.reply_heard(ended, QUIET_S, timeout)
@@ -456,6 +497,12 @@ async def run_scenario(
     if scenario.phantom_seconds:
         line["phantom_seconds"] = scenario.phantom_seconds
         line["phantom_replies"] = sum(o.phantom_replies for o in outcomes)
+    if scenario.pause_ms is not None:
+        # each turn is said with a pause in the middle: one answer, after the whole of it
+        line["pause_ms"] = scenario.pause_ms
+        line["turns_answered_early"] = sum(o.early_replies for o in outcomes)
+        ends = sum(n for event, n in line["turn_events"].items() if event.startswith("end_of"))
+        line["turns_taken_per_utterance"] = round(ends / max(1, len(turns)), 2)
     if scenario.barge_in:
         line["barge_in_ms"] = spread(barge_in)  # caller's first voiced frame -> AI silent
         line["barge_in_timed"] = f"{len(barge_in)}/{len(turns)}"
@@ -503,6 +550,9 @@ async def main(argv: Sequence[str] | None = None) -> int:
     counts = [int(n) for n in args.calls.split(",") if n]
     text, voice = UTTERANCES[args.providers]
     wav = espeak_wav(text, voice)
+    transcripts: list[tuple[float, str]] = []
+    if args.pause_ms is not None:
+        wav, transcripts = paused_wav(text, voice, args.pause_ms / 1000)
     utterance = encode_utterance(wav, args.noise_db)
     silence = silence_packet()
     bed = noise_bed(wav, args.noise_db) if args.noise_db is not None else ()
@@ -511,6 +561,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
         "bed": bed,
         "phantom_seconds": args.phantom_seconds,
         "barge_in": args.barge_in,
+        "pause_ms": args.pause_ms,
     }
     detail_path = args.detail or OUT_DIR / f"voice-turns-{args.providers}.jsonl"
     log_path = args.log or OUT_DIR / f"voice-server-{args.providers}.log"
@@ -523,7 +574,9 @@ async def main(argv: Sequence[str] | None = None) -> int:
             async with contextlib.AsyncExitStack() as stack:
                 llm_url, fake_pid = None, None
                 if args.providers == "fake":
-                    llm_url, fake_pid = await stack.enter_async_context(fake_process(delays))
+                    llm_url, fake_pid = await stack.enter_async_context(
+                        fake_process(delays, transcripts)
+                    )
                 # written in the scratch directory, published when done: runs at the same time
                 # (the smoke test in someone's suite) never write into each other's files
                 server = await stack.enter_async_context(
@@ -622,6 +675,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--barge-in", action="store_true", help="each turn, speak again over the AI's reply"
+    )
+    parser.add_argument(
+        "--pause-ms",
+        type=float,
+        help="say each turn with a pause this long in its middle (fake providers: the STT "
+        "hears the words of each half)",
     )
     parser.add_argument(
         "--server-env", action="append", default=[], help="NAME=VALUE for the server process"

@@ -18,14 +18,14 @@ import asyncio
 import json
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
-from tests.support.fakes.openai_server import FakeOpenAI, tone_mp3
+from tests.support.fakes.openai_server import FakeOpenAI, tone_mp3, wav_seconds
 
 # four sentences: the phone counselor's kind of answer
 REPLY = (
@@ -57,9 +57,10 @@ class BenchDelays:
 class DelayedFakeOpenAI(FakeOpenAI):
     """Records nothing (a long run would pile up bodies); answers with fixed delays."""
 
-    def __init__(self, delays: BenchDelays) -> None:
+    def __init__(self, delays: BenchDelays, transcripts: Sequence[tuple[float, str]] = ()) -> None:
         super().__init__(transcript="노인 복지 서비스 알려줘")
         self.delays = delays
+        self.heard = list(transcripts)  # (seconds, words): the words of the nearest length
 
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
@@ -84,9 +85,17 @@ class DelayedFakeOpenAI(FakeOpenAI):
         return response
 
     async def audio_transcriptions(self, request: web.Request) -> web.Response:
-        await request.read()
+        text = self.transcript
+        if self.heard:
+            seconds = 0.0
+            async for part in await request.multipart():
+                if isinstance(part, BodyPartReader) and part.name == "file":
+                    seconds = wav_seconds(bytes(await part.read()))
+            text = min(self.heard, key=lambda heard: abs(heard[0] - seconds))[1]
+        else:
+            await request.read()
         await asyncio.sleep(self.delays.stt_ms / 1000)
-        return web.json_response({"text": self.transcript})
+        return web.json_response({"text": text})
 
     async def audio_speech(self, request: web.Request) -> web.StreamResponse:  # type: ignore[override]
         await request.read()
@@ -114,9 +123,11 @@ def reply_sentences() -> int:
 
 
 @asynccontextmanager
-async def serving(delays: BenchDelays, port: int = 0) -> AsyncIterator[str]:
+async def serving(
+    delays: BenchDelays, port: int = 0, transcripts: Sequence[tuple[float, str]] = ()
+) -> AsyncIterator[str]:
     """The fake on 127.0.0.1; yields its base URL (`http://127.0.0.1:PORT/v1`)."""
-    fake = DelayedFakeOpenAI(delays)
+    fake = DelayedFakeOpenAI(delays, transcripts)
     app = web.Application()
     app.router.add_post("/v1/chat/completions", fake.chat_completions)
     app.router.add_post("/v1/audio/transcriptions", fake.audio_transcriptions)
@@ -131,12 +142,14 @@ async def serving(delays: BenchDelays, port: int = 0) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-async def _serve_until_stopped(delays: BenchDelays, port: int) -> None:
+async def _serve_until_stopped(
+    delays: BenchDelays, port: int, transcripts: Sequence[tuple[float, str]]
+) -> None:
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopped.set)
-    async with serving(delays, port) as url:
+    async with serving(delays, port, transcripts) as url:
         print(url, flush=True)
         await stopped.wait()
 
@@ -144,6 +157,7 @@ async def _serve_until_stopped(delays: BenchDelays, port: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--transcripts", default="[]", help="JSON [[seconds, words], ...]")
     defaults = BenchDelays()
     for name, value in defaults.as_dict().items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=value)
@@ -154,7 +168,8 @@ def main() -> None:
         chunk_ms=args.chunk_ms,
         tts_ms=args.tts_ms,
     )
-    asyncio.run(_serve_until_stopped(delays, args.port))
+    transcripts = [(float(s), str(w)) for s, w in json.loads(args.transcripts)]
+    asyncio.run(_serve_until_stopped(delays, args.port, transcripts))
 
 
 if __name__ == "__main__":

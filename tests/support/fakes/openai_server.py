@@ -171,7 +171,7 @@ class FakeOpenAI:
             return _failure(self.fail_transcription)
         text = self.transcript
         if self.transcript_for is not None:
-            text = self.transcript_for(_wav_seconds(record.get("file", b"")))
+            text = self.transcript_for(wav_seconds(record.get("file", b"")))
         return web.json_response({"text": text})
 
     async def audio_speech(self, request: web.Request) -> web.Response:
@@ -184,7 +184,8 @@ class FakeOpenAI:
         return web.Response(body=tone_mp3(), content_type="audio/mpeg")
 
 
-def _wav_seconds(data: bytes) -> float:
+def wav_seconds(data: bytes) -> float:
+    """The length of a WAV file, in seconds; 0 for anything else."""
     try:
         with wave.open(io.BytesIO(data)) as wav:
             return wav.getnframes() / wav.getframerate()
