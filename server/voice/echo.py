@@ -48,6 +48,7 @@ CORRELATED_CHUNKS = 10  # fewer (the AI just started) and the level test alone d
 _FLOOR_DB = -60.0  # quieter is all "nothing" to the correlation (the VAD's gate is -55)
 _LAGS = np.arange(0.0, ECHO_PATH_SECONDS + 0.01, 0.02)  # the echo delays tried
 _CHUNK_SECONDS = FRAME_MS / 1000
+_UNIT_SECONDS = 0.02  # the track's unit
 _FULL_SCALE_POWER = 32768.0**2
 _SILENT_POWER = 10 ** (SILENT_DB / 10)  # relative to full scale
 _SUPPRESSED = VOICE_TURN_EVENTS.labels("echo_suppressed")
@@ -140,9 +141,16 @@ class EchoGuard:
         sent_at, sent = self._sent.since(now - HEARD_CHUNKS * _CHUNK_SECONDS - 1.0)
         if sent.size < 2:
             return True
-        # the sent level at each chunk's middle, each delay a row
+        # the sent level at each chunk's middle, each delay a row: the nearest unit's, or
+        # nothing where the track sent nothing (idle between replies)
         when = heard_at[None, :] - _LAGS[:, None] - _CHUNK_SECONDS / 2
-        expected = np.interp(when, sent_at, np.maximum(sent, _FLOOR_DB), left=_FLOOR_DB)
+        after = np.clip(np.searchsorted(sent_at, when), 1, sent_at.size - 1)
+        nearest = np.where(when - sent_at[after - 1] < sent_at[after] - when, after - 1, after)
+        expected = np.where(
+            np.abs(sent_at[nearest] - when) <= _UNIT_SECONDS,
+            np.maximum(sent[nearest], _FLOOR_DB),
+            _FLOOR_DB,
+        )
         x = np.maximum(heard, _FLOOR_DB)
         x -= x.mean()
         y = expected - expected.mean(axis=1, keepdims=True)
