@@ -11,7 +11,9 @@ utterance the AI answers. The server knows what it sent, so it checks, on levels
          last ECHO_PATH_SECONDS minus ECHO_RETURN_LOSS_DB, and
       2. the caller's levels of the last 0.77 s follow (the envelope: echo is the AI's
          the AI's, some delay within the path later     syllables, a caller their own)
-         (correlation >= ECHO_CORRELATION)
+         (correlation >= ECHO_CORRELATION), a delay
+         at which this chunk is no louder than what
+         was sent minus the loss (+ALIGNMENT_SLACK_DB)
 
 The first test alone takes a caller speaking softer than the AI's loudest syllables for
 echo, and the two levels are not on one scale: the sent one is the TTS audio's RMS (dBFS,
@@ -38,8 +40,10 @@ from server.voice.vad import FRAME_MS
 ECHO_RETURN_LOSS_DB = 6.0  # the echo comes back at least this much softer than it went out
 ECHO_PATH_SECONDS = 0.6  # the longest delay from a unit sent to its echo heard
 ECHO_CORRELATION = 0.7  # echo measured >= 0.78, a caller's own speech mostly < 0.7
-# once a chunk was louder than any echo, the caller's speech that follows within this is the
-# caller's too (their softer syllables under the AI's louder ones)
+ALIGNMENT_SLACK_DB = 3.0  # the chunk against the units sent one delay earlier: Opus, timing
+# once a chunk was louder than any echo, the caller's speech is theirs until it stops this
+# long (their softer syllables under the AI's louder ones): the guard does not cut a turn the
+# caller has plainly started into pieces
 HANGOVER_SECONDS = 0.15
 SILENT_DB = -120.0  # a unit of digital silence (the track held, or starved)
 HISTORY_UNITS = 200  # 4 s of 20 ms units, far more than the echo path
@@ -127,14 +131,18 @@ class EchoGuard:
         if level > self._sent.loudest_since(since) - self._return_loss:
             self._caller_until = now + HANGOVER_SECONDS
             return True  # louder than the echo can be: the caller (over the echo, maybe)
-        if now < self._caller_until or not self._follows_what_was_sent(now):
+        if now < self._caller_until:  # the caller still talking: their turn goes on
+            self._caller_until = now + HANGOVER_SECONDS
+            return True
+        if not self._follows_what_was_sent(level, now):
             return True
         _SUPPRESSED.inc()
         return False
 
-    def _follows_what_was_sent(self, now: float) -> bool:
-        """Do the caller's recent levels follow the AI's, at some delay within the path?
-        (Pearson's correlation of the dB envelopes, the best over every delay tried.)"""
+    def _follows_what_was_sent(self, level: float, now: float) -> bool:
+        """Do the caller's recent levels follow the AI's, at a delay within the path at which
+        this chunk is also no louder than what was sent then, minus the loss? (Pearson's
+        correlation of the dB envelopes, every delay tried.)"""
         heard_at, heard = self._heard.since(now - HEARD_CHUNKS * _CHUNK_SECONDS - 0.01)
         if heard.size < CORRELATED_CHUNKS:
             return True  # too early to tell: the level test alone decides
@@ -156,4 +164,6 @@ class EchoGuard:
         y = expected - expected.mean(axis=1, keepdims=True)
         spread = math.sqrt(float(x @ x)) * np.sqrt(np.einsum("ij,ij->i", y, y))
         correlation = (y @ x) / np.maximum(spread, 1e-9)
-        return float(correlation.max()) >= ECHO_CORRELATION
+        then = expected[:, -2:].max(axis=1)  # what was sent as this chunk's sound, per delay
+        explained = level <= then - self._return_loss + ALIGNMENT_SLACK_DB
+        return bool(np.any((correlation >= ECHO_CORRELATION) & explained))
