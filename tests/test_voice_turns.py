@@ -56,6 +56,18 @@ def test_the_vad_ignores_steady_noise_and_hears_speech_inside_it() -> None:
     assert sum(dc) == 0
 
 
+def test_the_vad_learns_a_steady_noise_and_stops_asking_the_model_about_it() -> None:
+    require(espeak_available(), "espeak-ng is not installed")
+    detector = SpeechDetector(models.session(models.SILERO_VAD))
+    chunks = detector(pcm16(noise_under(spoken_pcm(), 15)[::3]))
+    # the floor rises to the noise in ~2.5 s; after that the model hears only its peaks
+    assert not any(speech for _, speech in chunks)
+    assert detector.model_runs < 0.25 * len(chunks)
+    runs = detector.model_runs
+    detector(pcm16(spoken_pcm()[::3]))  # a voice over it is heard again
+    assert detector.model_runs > runs
+
+
 def test_the_end_of_turn_model_hears_a_trailing_phrase() -> None:
     require(espeak_available(), "espeak-ng is not installed")
     model = models.session(models.SMART_TURN)
