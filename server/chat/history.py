@@ -60,11 +60,24 @@ class HistoryStore:
         message_type: MessageType = MessageType.TEXT,
         metadata: dict[str, Any] | None = None,
     ) -> StoredMessage:
-        message = _new_message(session_id, sender, content, message_type, metadata)
+        return await self.store(self.new(session_id, sender, content, message_type, metadata))
+
+    def new(
+        self,
+        session_id: str,
+        sender: Sender,
+        content: str,
+        message_type: MessageType = MessageType.TEXT,
+        metadata: dict[str, Any] | None = None,
+    ) -> StoredMessage:
+        """A message with its id and time, not stored yet (`store` it)."""
+        return _new_message(session_id, sender, content, message_type, metadata)
+
+    async def store(self, message: StoredMessage) -> StoredMessage:
         try:
             await self._messages().insert(_values(message))
         except BaseException:
-            self.cache.drop(session_id)  # stored or not: nobody knows
+            self.cache.drop(message.session_id)  # stored or not: nobody knows
             raise
         self.cache.stored(message)
         return message
@@ -73,9 +86,14 @@ class HistoryStore:
         """Add `extra` to a stored message's metadata (what was learned about it after it
         was stored, e.g. the sentiment of a caller's utterance)."""
         metadata = {**(message.metadata or {}), **extra}
-        self.cache.drop(message.session_id)  # the cached copy would keep the old metadata
-        await ChatMessage.filter(id=message.id).update(metadata=metadata)
-        return replace(message, metadata=metadata)
+        try:
+            await ChatMessage.filter(id=message.id).update(metadata=metadata)
+        except BaseException:
+            self.cache.drop(message.session_id)  # changed or not: nobody knows
+            raise
+        annotated = replace(message, metadata=metadata)
+        self.cache.replaced(annotated)
+        return annotated
 
     def started(self, session_id: str) -> None:
         """A session this process has just created has no messages yet (if someone else
