@@ -4,6 +4,7 @@ would notice (how many answers, whether the AI stopped), never how fast."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -78,6 +79,21 @@ def test_the_end_of_turn_model_hears_a_trailing_phrase() -> None:
 
     assert completion("I want to know about services for senior citizens.") > endpoint.COMPLETE
     assert completion("I want to know about,") < endpoint.COMPLETE
+
+
+@pytest.mark.slow  # starts the worker process
+async def test_the_end_of_turn_worker_refuses_what_it_could_not_judge_in_time() -> None:
+    require(espeak_available(), "espeak-ng is not installed")
+    pcm = pcm16(np.concatenate([spoken_pcm(), silence(0.2)])[::3])
+    await endpoint.start()
+    try:
+        asked = [asyncio.create_task(endpoint.decide(pcm)) for _ in range(endpoint.MAX_PENDING + 1)]
+        verdicts = await asyncio.gather(*asked, return_exceptions=True)
+        assert all(isinstance(v, float) for v in verdicts[:-1])
+        assert isinstance(verdicts[-1], endpoint.DeciderBusy)
+        assert isinstance(await endpoint.decide(pcm), float)  # taken again once it is free
+    finally:
+        await endpoint.stop()
 
 
 def test_a_model_file_that_does_not_match_its_checksum_is_refused() -> None:
