@@ -22,7 +22,7 @@ from server.calls.prompts import CALL_GREETING, PHONE_COUNSELOR_SYSTEM_PROMPT
 from server.calls.sentences import SentenceSplitter
 from server.calls.sentiment import Sentiment, SentimentAnalyzer
 from server.calls.timing import ModelClock
-from server.chat.history import HistoryStore, StoredMessage
+from server.chat.history import HistoryStore, StoredMessage, new_message
 from server.chat.service import conversation_order
 from server.conversation.lanes import Lanes
 from server.conversation.tools import Toolbox
@@ -115,7 +115,7 @@ class VoiceConversation:
             asked_metadata: dict[str, Any] = {"callId": call_id}
             if flag is not None:
                 asked_metadata["safety"] = flag.as_metadata()
-            asked = self.history.new(
+            asked = new_message(
                 session_id, Sender.USER, transcript, MessageType.AUDIO, asked_metadata
             )
             prompt = with_risk_guidance(system_prompt or self.system_prompt)

@@ -60,20 +60,10 @@ class HistoryStore:
         message_type: MessageType = MessageType.TEXT,
         metadata: dict[str, Any] | None = None,
     ) -> StoredMessage:
-        return await self.store(self.new(session_id, sender, content, message_type, metadata))
-
-    def new(
-        self,
-        session_id: str,
-        sender: Sender,
-        content: str,
-        message_type: MessageType = MessageType.TEXT,
-        metadata: dict[str, Any] | None = None,
-    ) -> StoredMessage:
-        """A message with its id and time, not stored yet (`store` it)."""
-        return _new_message(session_id, sender, content, message_type, metadata)
+        return await self.store(new_message(session_id, sender, content, message_type, metadata))
 
     async def store(self, message: StoredMessage) -> StoredMessage:
+        """Store a message made with `new_message`."""
         try:
             await self._messages().insert(_values(message))
         except BaseException:
@@ -111,7 +101,7 @@ class HistoryStore:
     ) -> StoredMessage | None:
         """Store the message if the session is active (one statement); None if it is not.
         A `message_id` already stored fails with the ORM's `IntegrityError`."""
-        message = _new_message(session_id, sender, content, MessageType.TEXT, metadata, message_id)
+        message = new_message(session_id, sender, content, MessageType.TEXT, metadata, message_id)
         try:
             inserted = await self._messages().insert_if_active(_values(message), session_id)
         except BaseException:
@@ -171,7 +161,7 @@ class HistoryStore:
         return [StoredMessage.from_row(r) for r in rows]
 
 
-def _new_message(
+def new_message(
     session_id: str,
     sender: Sender,
     content: str,
