@@ -169,6 +169,7 @@ def new_message(
     metadata: dict[str, Any] | None,
     message_id: str | None = None,
 ) -> StoredMessage:
+    """A message with its id and time, not stored yet (`HistoryStore.store` stores it)."""
     return StoredMessage(
         id=message_id or str(uuid.uuid4()),
         session_id=session_id,
