@@ -553,6 +553,8 @@ async def main(argv: Sequence[str] | None = None) -> int:
     transcripts: list[tuple[float, str]] = []
     if args.pause_ms is not None:
         wav, transcripts = paused_wav(text, voice, args.pause_ms / 1000)
+    elif args.heard is not None:
+        transcripts = [(0.0, args.heard)]
     utterance = encode_utterance(wav, args.noise_db)
     silence = silence_packet()
     bed = noise_bed(wav, args.noise_db) if args.noise_db is not None else ()
@@ -675,6 +677,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--barge-in", action="store_true", help="each turn, speak again over the AI's reply"
+    )
+    parser.add_argument(
+        "--heard",
+        help="what the fake STT hears in every utterance (default: a finished Korean "
+        "sentence; e.g. a bare noun phrase, which leaves the end of turn to Smart Turn)",
     )
     parser.add_argument(
         "--pause-ms",

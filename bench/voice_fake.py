@@ -74,14 +74,17 @@ class DelayedFakeOpenAI(FakeOpenAI):
             "model": body.get("model", "gpt-4o"),
         }
         pieces = [REPLY[i : i + PIECE_CHARS] for i in range(0, len(REPLY), PIECE_CHARS)]
-        for number, piece in enumerate(pieces):
-            if number:
-                await asyncio.sleep(self.delays.chunk_ms / 1000)
-            delta = {"role": "assistant", "content": piece}
-            await _event(response, {**base, "choices": [_choice(delta, None)]})
-        await _event(response, {**base, "choices": [_choice({}, "stop")]})
-        await response.write(b"data: [DONE]\n\n")
-        await response.write_eof()
+        try:
+            for number, piece in enumerate(pieces):
+                if number:
+                    await asyncio.sleep(self.delays.chunk_ms / 1000)
+                delta = {"role": "assistant", "content": piece}
+                await _event(response, {**base, "choices": [_choice(delta, None)]})
+            await _event(response, {**base, "choices": [_choice({}, "stop")]})
+            await response.write(b"data: [DONE]\n\n")
+            await response.write_eof()
+        except ConnectionResetError:
+            pass  # the caller barged in: the server cancelled the stream
         return response
 
     async def audio_transcriptions(self, request: web.Request) -> web.Response:

@@ -148,6 +148,7 @@ TURN_EVENTS = (
     "end_of_turn_silence",
     "end_of_turn_cap",
     "turn_continued",
+    "model_busy",
     "interruption",
     "echo_suppressed",
     "false_start",

@@ -74,7 +74,8 @@ VOICE_TURN_EVENTS = Counter(
     "end_of_turn_deadline (no verdict by TURN_DECISION_DEADLINE_MS: the pause did), "
     "end_of_turn_silence (the longest silence did), end_of_turn_cap (the utterance "
     "reached MAX_UTTERANCE_SECONDS), turn_continued (a pause judged unfinished, by the model "
-    "or the words), interruption (the caller spoke over the AI and it stopped), "
+    "or the words), model_busy (a pause the end-of-turn model was too busy to judge), "
+    "interruption (the caller spoke over the AI and it stopped), "
     "false_start (speech too short, or without words, to answer), echo_suppressed (a 32 ms "
     "chunk the VAD called speech, judged the AI's own voice coming back: ECHO_GUARD)",
     ["event"],

@@ -13,11 +13,13 @@ from tortoise.context import tortoise_test_context
 from tortoise.exceptions import IntegrityError
 
 from models import MODEL_MODULES, ChatMessage, ChatSession, Sender
+from server.calls.conversation import VoiceConversation
 from server.chat import clock
 from server.chat.batch import Batcher
 from server.chat.history import HistoryStore
 from server.chat.service import ChatService
 from server.chat.sessions import ChatSessionService
+from server.chat.stored import StoredMessage
 from server.conversation.ratelimit import RateLimiter
 from server.conversation.tools import Toolbox
 from server.safety.detector import default_detector
@@ -134,3 +136,65 @@ async def test_batcher_groups_what_queues_and_isolates_a_failure() -> None:
     assert batches[0] == [0]  # the first went at once, alone
     assert batches[1] == list(range(1, 20))  # the rest queued up while it ran: one batch
     assert [13] in batches  # ... which failed, so each went on its own
+
+
+class SlowStore(HistoryStore):
+    """Its INSERTs take `delay` seconds (a busy database); or fail."""
+
+    def __init__(self, delay: float = 0.0, fail: bool = False) -> None:
+        super().__init__()
+        self.delay, self.fail = delay, fail
+
+    async def store(self, message: StoredMessage) -> StoredMessage:
+        await asyncio.sleep(self.delay)
+        if self.fail and message.sender == "user":
+            raise OSError("database gone")
+        return await super().store(message)
+
+
+def voice_conversation(llm: RecordingLLM, history: HistoryStore) -> VoiceConversation:
+    return VoiceConversation(
+        llm=llm,
+        toolbox=Toolbox([]),
+        history=history,
+        context_messages=20,
+        ai_timeout_seconds=5,
+        safety=SafetyLayer(default_detector()),
+    )
+
+
+async def test_a_callers_words_are_stored_before_any_answer_is_spoken(orm: None) -> None:
+    """The INSERT runs while the model starts; the first sentence still waits for it."""
+    llm = RecordingLLM()
+    calls = voice_conversation(llm, SlowStore(delay=0.3))
+    stored_when_spoken: list[int] = []
+
+    async def on_sentence(sentence: str) -> None:
+        stored_when_spoken.append(await ChatMessage.filter(session_id="s", sender="user").count())
+
+    await calls.greet("s", "call")
+    answer = await calls.respond("s", "call", "노인 복지 서비스 알려줘", on_sentence)
+    assert answer == "answer to 노인 복지 서비스 알려줘"  # the words were in the context
+    assert stored_when_spoken == [1]
+    # the next turn's context: the first exchange, from the checked cache
+    await calls.respond("s", "call", "고마워요", on_sentence)
+    contents = [m.content for m in llm.prompts[-1]]
+    assert contents[1:] == [
+        "안녕하세요! AI 상담원입니다. 무엇을 도와드릴까요?",
+        "노인 복지 서비스 알려줘",
+        "answer to 노인 복지 서비스 알려줘",
+        "고마워요",
+    ]
+
+
+async def test_words_that_cannot_be_stored_are_not_answered(orm: None) -> None:
+    calls = voice_conversation(RecordingLLM(), SlowStore(fail=True))
+    spoken: list[str] = []
+
+    async def on_sentence(sentence: str) -> None:
+        spoken.append(sentence)
+
+    with pytest.raises(OSError, match="database gone"):
+        await calls.respond("s", "call", "노인 복지 서비스 알려줘", on_sentence)
+    assert spoken == []
+    assert await ChatMessage.filter(session_id="s").count() == 0

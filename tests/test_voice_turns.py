@@ -4,6 +4,7 @@ would notice (how many answers, whether the AI stopped), never how fast."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -58,6 +59,18 @@ def test_the_vad_ignores_steady_noise_and_hears_speech_inside_it() -> None:
     assert sum(dc) == 0
 
 
+def test_the_vad_learns_a_steady_noise_and_stops_asking_the_model_about_it() -> None:
+    require(espeak_available(), "espeak-ng is not installed")
+    detector = SpeechDetector(models.session(models.SILERO_VAD))
+    chunks = detector(pcm16(noise_under(spoken_pcm(), 15)[::3]))
+    # the floor rises to the noise in ~2.5 s; after that the model hears only its peaks
+    assert not any(speech for _, speech in chunks)
+    assert detector.model_runs < 0.25 * len(chunks)
+    runs = detector.model_runs
+    detector(pcm16(spoken_pcm()[::3]))  # a voice over it is heard again
+    assert detector.model_runs > runs
+
+
 def test_the_end_of_turn_model_hears_a_trailing_phrase() -> None:
     require(espeak_available(), "espeak-ng is not installed")
     model = models.session(models.SMART_TURN)
@@ -68,6 +81,21 @@ def test_the_end_of_turn_model_hears_a_trailing_phrase() -> None:
 
     assert completion("I want to know about services for senior citizens.") > endpoint.COMPLETE
     assert completion("I want to know about,") < endpoint.COMPLETE
+
+
+@pytest.mark.slow  # starts the worker process
+async def test_the_end_of_turn_worker_refuses_what_it_could_not_judge_in_time() -> None:
+    require(espeak_available(), "espeak-ng is not installed")
+    pcm = pcm16(np.concatenate([spoken_pcm(), silence(0.2)])[::3])
+    await endpoint.start()
+    try:
+        asked = [asyncio.create_task(endpoint.decide(pcm)) for _ in range(endpoint.MAX_PENDING + 1)]
+        verdicts = await asyncio.gather(*asked, return_exceptions=True)
+        assert all(isinstance(v, float) for v in verdicts[:-1])
+        assert isinstance(verdicts[-1], endpoint.DeciderBusy)
+        assert isinstance(await endpoint.decide(pcm), float)  # taken again once it is free
+    finally:
+        await endpoint.stop()
 
 
 def test_a_model_file_that_does_not_match_its_checksum_is_refused() -> None:
@@ -259,7 +287,8 @@ async def test_speech_over_the_ai_stops_it_and_is_answered(
         assert answer.metadata and "interrupted" not in answer.metadata
         assert cut.metadata["replyTo"] == rows[1].id
         # the new utterance was answered with the cut reply in its context, as heard
-        context = fake_openai.requests[-2]["messages"]
+        answering = [r for r in fake_openai.requests if "sentiment" not in str(r["messages"][0])]
+        context = answering[-1]["messages"]
         assert {"role": "assistant", "content": cut.content} in context
     finally:
         await caller.close()

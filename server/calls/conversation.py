@@ -2,7 +2,8 @@
 
 Transcripts and replies are `chat_messages` rows of the call's session with message_type
 AUDIO and the call id in their metadata, so the model's context is the call's own history
-(the last N turns, from the database: any instance can serve any call). Each transcript's
+(the last N turns: from the cache when one COUNT shows nobody else wrote to the session,
+else from the database, so any instance can serve any call). Each transcript's
 sentiment is judged while the model answers and added to its metadata (`sentiment`).
 """
 
@@ -21,7 +22,7 @@ from server.calls.prompts import CALL_GREETING, PHONE_COUNSELOR_SYSTEM_PROMPT
 from server.calls.sentences import SentenceSplitter
 from server.calls.sentiment import Sentiment, SentimentAnalyzer
 from server.calls.timing import ModelClock
-from server.chat.history import HistoryStore, StoredMessage
+from server.chat.history import HistoryStore, StoredMessage, new_message
 from server.chat.service import conversation_order
 from server.conversation.lanes import Lanes
 from server.conversation.tools import Toolbox
@@ -114,22 +115,24 @@ class VoiceConversation:
             asked_metadata: dict[str, Any] = {"callId": call_id}
             if flag is not None:
                 asked_metadata["safety"] = flag.as_metadata()
-            asked = await self.history.add(
-                session_id,
-                Sender.USER,
-                transcript,
-                message_type=MessageType.AUDIO,
-                metadata=asked_metadata,
+            asked = new_message(
+                session_id, Sender.USER, transcript, MessageType.AUDIO, asked_metadata
             )
+            prompt = with_risk_guidance(system_prompt or self.system_prompt)
+            # The context is read before the caller's words are stored; they are stored while
+            # the model starts on them (its first token takes ~150 ms, the INSERT a few ms),
+            # and before any of the answer is spoken: the write is off the path to the
+            # first audio, not skipped.
+            context = await self._context(session_id, prompt, asked)
+            storing = asyncio.ensure_future(self.history.store(asked))
             log.info("caller said", extra={"call": call_id, "text": preview(transcript)})
             judging = self._judge(transcript, on_sentiment)
             try:
-                prompt = with_risk_guidance(system_prompt or self.system_prompt)
-                context = await self._context(session_id, prompt)
                 splitter = SentenceSplitter(first_clause=True)
 
                 async def on_delta(delta: str) -> None:
                     for sentence in splitter.feed(delta):
+                        await asyncio.shield(storing)  # stored before it is answered
                         await _speak(on_sentence, sentence, call_id)
 
                 llm = self.llm if model_clock is None else model_clock.timed(self.llm)
@@ -144,7 +147,7 @@ class VoiceConversation:
                         safety=flag,
                     )
                 except asyncio.CancelledError:
-                    if reply is not None and reply.text:
+                    if await _settled(storing) and reply is not None and reply.text:
                         stored = await self.history.add(
                             session_id,
                             Sender.ASSISTANT,
@@ -154,8 +157,12 @@ class VoiceConversation:
                         )
                         reply.message_id = stored.id
                     raise
+                except Exception:
+                    await storing  # its failure is the one to tell; else the words stay stored
+                    raise
                 if model_clock is not None:
                     model_clock.done = time.monotonic()
+                await storing
                 for sentence in splitter.flush():
                     await _speak(on_sentence, sentence, call_id)
                 metadata: dict[str, Any] = {"callId": call_id, "replyTo": asked.id}
@@ -174,7 +181,10 @@ class VoiceConversation:
                     reply.message_id = stored.id
                 return result.text
             finally:
-                await self._store_sentiment(asked, judging)
+                if await _settled(storing):
+                    await self._store_sentiment(asked, judging)
+                elif judging is not None:
+                    judging.cancel()
 
     async def interrupted(self, session_id: str, message_id: str, spoken: str) -> None:
         """The caller barged in on a stored reply: keep only what they heard of it (nothing
@@ -220,13 +230,28 @@ class VoiceConversation:
         except Exception:  # the reply matters more than its label
             log.warning("sentiment not stored", exc_info=True)
 
-    async def _context(self, session_id: str, system_prompt: str) -> list[PromptMessage]:
-        """The system prompt and the call's last N messages, the caller's newest last."""
-        recent = await self.history.recent(session_id, self.context_messages)
+    async def _context(
+        self, session_id: str, system_prompt: str, asked: StoredMessage
+    ) -> list[PromptMessage]:
+        """The system prompt and the call's last N messages, ending with `asked` (the
+        caller's words, not stored yet). The earlier ones come from the cache when nobody
+        else has written to the session since (one COUNT), else from the database."""
+        earlier = await self.history.context(session_id, self.context_messages - 1)
         return [
             PromptMessage("system", system_prompt),
-            *map(_as_prompt, conversation_order(recent)),
+            *map(_as_prompt, conversation_order([*earlier, asked])),
         ]
+
+
+async def _settled(storing: asyncio.Future[StoredMessage]) -> bool:
+    """Wait for the caller's words to be stored (even while cancelled); True if they are."""
+    try:
+        await asyncio.shield(storing)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        return False
+    return True
 
 
 def _as_prompt(message: StoredMessage) -> PromptMessage:

@@ -60,11 +60,14 @@ class HistoryStore:
         message_type: MessageType = MessageType.TEXT,
         metadata: dict[str, Any] | None = None,
     ) -> StoredMessage:
-        message = _new_message(session_id, sender, content, message_type, metadata)
+        return await self.store(new_message(session_id, sender, content, message_type, metadata))
+
+    async def store(self, message: StoredMessage) -> StoredMessage:
+        """Store a message made with `new_message`."""
         try:
             await self._messages().insert(_values(message))
         except BaseException:
-            self.cache.drop(session_id)  # stored or not: nobody knows
+            self.cache.drop(message.session_id)  # stored or not: nobody knows
             raise
         self.cache.stored(message)
         return message
@@ -73,9 +76,14 @@ class HistoryStore:
         """Add `extra` to a stored message's metadata (what was learned about it after it
         was stored, e.g. the sentiment of a caller's utterance)."""
         metadata = {**(message.metadata or {}), **extra}
-        self.cache.drop(message.session_id)  # the cached copy would keep the old metadata
-        await ChatMessage.filter(id=message.id).update(metadata=metadata)
-        return replace(message, metadata=metadata)
+        try:
+            await ChatMessage.filter(id=message.id).update(metadata=metadata)
+        except BaseException:
+            self.cache.drop(message.session_id)  # changed or not: nobody knows
+            raise
+        annotated = replace(message, metadata=metadata)
+        self.cache.replaced(annotated)
+        return annotated
 
     def started(self, session_id: str) -> None:
         """A session this process has just created has no messages yet (if someone else
@@ -93,7 +101,7 @@ class HistoryStore:
     ) -> StoredMessage | None:
         """Store the message if the session is active (one statement); None if it is not.
         A `message_id` already stored fails with the ORM's `IntegrityError`."""
-        message = _new_message(session_id, sender, content, MessageType.TEXT, metadata, message_id)
+        message = new_message(session_id, sender, content, MessageType.TEXT, metadata, message_id)
         try:
             inserted = await self._messages().insert_if_active(_values(message), session_id)
         except BaseException:
@@ -153,7 +161,7 @@ class HistoryStore:
         return [StoredMessage.from_row(r) for r in rows]
 
 
-def _new_message(
+def new_message(
     session_id: str,
     sender: Sender,
     content: str,
@@ -161,6 +169,7 @@ def _new_message(
     metadata: dict[str, Any] | None,
     message_id: str | None = None,
 ) -> StoredMessage:
+    """A message with its id and time, not stored yet (`HistoryStore.store` stores it)."""
     return StoredMessage(
         id=message_id or str(uuid.uuid4()),
         session_id=session_id,

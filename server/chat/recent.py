@@ -73,5 +73,16 @@ class RecentCache:
         if len(entry.messages) > self.keep:
             del entry.messages[0]
 
+    def replaced(self, message: StoredMessage) -> None:
+        """This process changed a stored message (its metadata, its content): a cached copy
+        is swapped for it. The row count is unchanged."""
+        entry = self._entries.get(message.session_id)
+        if entry is None:
+            return
+        for i, cached in enumerate(entry.messages):
+            if cached.id == message.id:
+                entry.messages[i] = message
+                return
+
     def drop(self, session_id: str) -> None:
         self._entries.pop(session_id, None)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 
 import numpy as np
 import onnxruntime as ort
@@ -34,8 +34,14 @@ WINDOW_SAMPLES = 8 * RATE
 COMPLETE = 0.5  # the model's probability above which the turn is over
 _N_FFT, _HOP, _N_MELS = 400, 160, 80
 DECIDER_NICENESS = 10  # added to the server's: the calls' audio pacing comes first
+# Decisions running or waiting in the worker: one more would come too late to matter (each
+# takes ~0.1-0.2 s and a verdict is wanted within TURN_DECISION_DEADLINE_MS), and its CPU
+# would come from the calls' audio. `decide` refuses it: the pipeline treats it as a
+# verdict that missed its deadline.
+MAX_PENDING = 2
 
 _pool: ProcessPoolExecutor | None = None
+_pending: set[Future[float]] = set()
 _worker_model: ort.InferenceSession | None = None  # in the worker process
 
 
@@ -121,9 +127,19 @@ async def start() -> None:
     await asyncio.get_running_loop().run_in_executor(_decider(), _ready)
 
 
+class DeciderBusy(Exception):
+    """MAX_PENDING decisions are already running or waiting."""
+
+
 async def decide(pcm: bytes) -> float:
-    """`completion` of `pcm`, in the worker process."""
-    return await asyncio.get_running_loop().run_in_executor(_decider(), _decide_in_worker, pcm)
+    """`completion` of `pcm`, in the worker process; `DeciderBusy` when it has enough to do.
+    Cancelled before the worker starts on it, the decision is dropped from its queue."""
+    _pending.difference_update([f for f in _pending if f.done()])
+    if len(_pending) >= MAX_PENDING:
+        raise DeciderBusy()
+    future = _decider().submit(_decide_in_worker, pcm)
+    _pending.add(future)
+    return await asyncio.wrap_future(future)
 
 
 async def stop() -> None:

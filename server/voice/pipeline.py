@@ -229,8 +229,8 @@ class CallPipeline:
     async def _hear_out_by(self, model: asyncio.Task[bool | None], asked: float) -> bool | None:
         """The model's verdict, if it comes within TURN_DECISION_DEADLINE_MS of being asked
         (a busy machine queues its decisions: rather than wait for the longest silence, the
-        pause ends the turn, as the fixed silence rule did); None when it did not. A failed
-        model says False: the longest silence ends the turn."""
+        pause ends the turn, as the fixed silence rule did); None when it did not, or when
+        the worker was too busy to take it (then the deadline is waited out all the same)."""
         deadline = asked + self._settings.turn_decision_deadline_ms / 1000
         try:
             verdict = await asyncio.wait_for(
@@ -238,15 +238,22 @@ class CallPipeline:
             )
         except TimeoutError:
             return None
-        return bool(verdict)
+        if verdict is None:
+            await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+        return verdict
 
     async def _hear_out(self, pause: Pause) -> bool | None:
-        """Smart Turn's verdict: True when the turn sounds finished; None if it failed."""
+        """Smart Turn's verdict: True when the turn sounds finished. None when the worker
+        had too many decisions to take this one; False when it failed (the longest silence
+        then ends the turn)."""
         try:
             return await endpoint.decide(pause.pcm) >= endpoint.COMPLETE
-        except Exception as exc:  # the worker died: the other judge, or the longest silence
-            log.warning("end-of-turn decision failed: %s", exc)
+        except endpoint.DeciderBusy:
+            VOICE_TURN_EVENTS.labels("model_busy").inc()
             return None
+        except Exception as exc:  # the worker died
+            log.warning("end-of-turn decision failed: %s", exc)
+            return False
 
     async def _read_out(self, transcript: asyncio.Task[str | None]) -> bool | None:
         """The words' verdict: True for a finished sentence, False for an open one."""

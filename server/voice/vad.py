@@ -4,7 +4,9 @@ Two gates, cheap first:
 
 1. Loudness. A chunk quieter than GATE_DBFS (after removing any DC offset) is not speech,
    and the model is not asked. Most of a call is quiet on the caller's side (the browser's
-   noise suppression, the caller listening), so most chunks stop here for ~5 us.
+   noise suppression, the caller listening), so most chunks stop here for ~5 us. In a
+   noisy room, outside speech, so does a chunk within FLOOR_MARGIN_DB of the room's steady
+   noise (the quietest chunk lately): speech starts louder than the noise it is heard in.
 2. Silero VAD (ONNX, `models.SILERO_VAD`), ~0.2 ms of CPU per chunk on one thread: 0 % of
    pink noise at 8 dB under the voice flagged as speech, against webrtcvad's 91 % (see
    docs/voice.md). Speech starts at `threshold` and lasts while the probability stays above
@@ -24,6 +26,13 @@ FRAME_MS = 32
 CONTEXT_SAMPLES = 64  # Silero v5 sees the end of the previous chunk too
 GATE_DBFS = -55.0
 _GATE_POWER = (32768 * 10 ** (GATE_DBFS / 20)) ** 2  # mean square of s16 samples
+# The room's steady sound (a fan, air conditioning) as the quietest chunk heard lately: it
+# follows a quieter chunk at once and rises FLOOR_RISE_DB_PER_S while every chunk is louder.
+# Outside speech, a chunk less than FLOOR_MARGIN_DB above it is that noise again.
+FLOOR_MARGIN_DB = 4.0
+FLOOR_RISE_DB_PER_S = 10.0
+_FLOOR_MARGIN = 10 ** (FLOOR_MARGIN_DB / 10)
+_FLOOR_RISE = 10 ** (FLOOR_RISE_DB_PER_S / 10 * FRAME_MS / 1000)  # per chunk
 _RATE = np.array(16_000, dtype=np.int64)
 
 
@@ -40,6 +49,7 @@ class SpeechDetector:
         self._state = np.zeros((2, 1, 128), dtype=np.float32)
         self._context = np.zeros((1, CONTEXT_SAMPLES), dtype=np.float32)
         self._fresh = True  # the model's state is at its start
+        self._floor = _GATE_POWER  # the steady noise's power (mean square)
         self.model_runs = 0  # chunks the model classified (the rest stopped at the gate)
 
     def __call__(self, pcm: bytes) -> list[tuple[bytes, bool]]:
@@ -57,7 +67,9 @@ class SpeechDetector:
         samples = np.frombuffer(chunk, dtype="<i2").astype(np.float32)
         mean = float(samples.mean())
         # the variance is the power without any DC offset (a DC offset is not sound)
-        if float(np.dot(samples, samples)) / samples.size - mean * mean < _GATE_POWER:
+        power = float(np.dot(samples, samples)) / samples.size - mean * mean
+        floor, self._floor = self._floor, min(power, self._floor * _FLOOR_RISE)
+        if power < _GATE_POWER or (not self._speaking and power < floor * _FLOOR_MARGIN):
             self._reset()
             return False
         samples = (samples - mean) / 32768.0
