@@ -91,7 +91,7 @@ class Recorder:
     async def emit(self, event: str, data: Any) -> None:
         self.events.append((event, data))
 
-    async def transcribe(self, audio: bytes, *, filename: str = "a.wav") -> str:
+    async def transcribe(self, audio: bytes, *, filename: str = "a.wav", prompt: str = "") -> str:
         self.transcribed += 1
         return ""  # no words: nothing more to do
 

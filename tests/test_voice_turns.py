@@ -209,6 +209,8 @@ async def test_a_pause_mid_sentence_is_one_turn(voice: LiveServer, fake_openai: 
     words = ("My mother is seventy years old, and", "she lives alone.")
     turns = await a_pause_mid_sentence(voice, fake_openai, words, "en-us+f2")
     assert turns == [" ".join(words)]  # one turn, its two segments' words joined
+    # the second segment was sent with the first one's words, to continue from
+    assert [t.get("prompt") for t in fake_openai.transcriptions] == [None, words[0]]
 
 
 @pytest.mark.slow  # real calls, seconds each

@@ -16,9 +16,13 @@ FirstByte = Callable[[], None]
 class STT(Protocol):
     name: str
 
-    async def transcribe(self, audio: bytes, *, filename: str = "audio.wav") -> str:
+    async def transcribe(
+        self, audio: bytes, *, filename: str = "audio.wav", prompt: str = ""
+    ) -> str:
         """The text spoken in `audio` (any container PyAV/the provider reads: wav, webm,
-        mp3, ogg); `filename` tells the provider the format. '' when nothing was said."""
+        mp3, ogg); `filename` tells the provider the format. '' when nothing was said.
+        `prompt`: the words said just before (an earlier segment of the same utterance),
+        for a provider that continues from them."""
         ...
 
 

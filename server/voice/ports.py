@@ -20,7 +20,9 @@ Emit = Callable[[str, dict[str, Any]], Awaitable[None]]  # (event, payload) to t
 class Transcriber(Protocol):
     name: str
 
-    async def transcribe(self, audio: bytes, *, filename: str = "audio.wav") -> str: ...
+    async def transcribe(
+        self, audio: bytes, *, filename: str = "audio.wav", prompt: str = ""
+    ) -> str: ...
 
 
 class Synthesizer(Protocol):

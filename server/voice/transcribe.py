@@ -41,18 +41,27 @@ class Transcription:
         if utterance != self._utterance:
             self._utterance, self._segments, self._cut = utterance, [], 0
         segment, self._cut = pcm[self._cut :], len(pcm)
-        self._segments.append(self._spawn(self.whole(segment)))
+        self._segments.append(self._spawn(self.whole(segment, _words_so_far(self._segments))))
         return self._spawn(_joined(list(self._segments)))
 
-    async def whole(self, pcm: bytes) -> str | None:
-        """The words in `pcm` (16 kHz mono s16); None when STT failed."""
+    async def whole(self, pcm: bytes, prompt: str = "") -> str | None:
+        """The words in `pcm` (16 kHz mono s16), `prompt` the words said just before it;
+        None when STT failed."""
         try:
+            audio = wav_bytes(pcm, RATE)
             return (
-                await self._stt.transcribe(wav_bytes(pcm, RATE), filename="utterance.wav")
+                await self._stt.transcribe(audio, filename="utterance.wav", prompt=prompt)
             ).strip()
         except Exception as exc:
             log.warning("speech to text failed: %s", exc)
             return None
+
+
+def _words_so_far(segments: list[asyncio.Task[str | None]]) -> str:
+    """The earlier segments' words, if all are in (a segment is not held back for them)."""
+    if not all(s.done() and not s.cancelled() and s.result() is not None for s in segments):
+        return ""
+    return " ".join(text for s in segments if (text := s.result()))
 
 
 async def _joined(segments: list[asyncio.Task[str | None]]) -> str | None:

@@ -50,7 +50,11 @@ class WhisperSTT:
         self._lock = asyncio.Lock()  # one request on the pipe at a time
         self._exchanges: set[asyncio.Task[tuple[int, str]]] = set()
 
-    async def transcribe(self, audio: bytes, *, filename: str = "audio.wav") -> str:
+    async def transcribe(
+        self, audio: bytes, *, filename: str = "audio.wav", prompt: str = ""
+    ) -> str:
+        """`prompt` is not used: Whisper offline decodes each window on its own
+        (`condition_on_previous_text=False`: a loop in one must not seed the next)."""
         # Shielded: a caller that gives up (a hang-up) must not leave a reply unread on the
         # pipe for the next caller; the exchange finishes either way.
         started = time.monotonic()

@@ -25,17 +25,19 @@ class OpenAISTT:
         self.language = language  # None: the model detects it
         self._client = speech_client(settings)
 
-    async def transcribe(self, audio: bytes, *, filename: str = "audio.wav") -> str:
+    async def transcribe(
+        self, audio: bytes, *, filename: str = "audio.wav", prompt: str = ""
+    ) -> str:
+        """`prompt` (the words of the utterance's earlier segments) is the API's own way to
+        continue a previous audio segment."""
         started = time.monotonic()
         try:
-            if self.language:
-                result = await self._client.audio.transcriptions.create(
-                    model=self.model, file=(filename, audio), language=self.language
-                )
-            else:
-                result = await self._client.audio.transcriptions.create(
-                    model=self.model, file=(filename, audio)
-                )
+            result = await self._client.audio.transcriptions.create(
+                model=self.model,
+                file=(filename, audio),
+                language=self.language or openai.omit,  # none: the model detects it
+                prompt=prompt or openai.omit,
+            )
         except openai.OpenAIError as exc:
             raise SpeechError(f"openai transcription: {type(exc).__name__}: {exc}") from exc
         PROVIDER_SECONDS.labels(self.name, "stt").observe(time.monotonic() - started)
