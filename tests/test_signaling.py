@@ -131,6 +131,32 @@ async def test_bad_requests_get_the_contract_error(
         await c.close()
 
 
+# parsed, answered, then refused by aiortc's own check of the answer (found by the fuzzer)
+EMPTY_MID = "\r\n".join(
+    [
+        "v=0",
+        "o=- 4005560757 4005560757 IN IP4 0.0.0.0",
+        "s=-",
+        "t=0 0",
+        "a=group:BUNDLE 0",
+        "m=audio 37757 UDP/TLS/RTP/SAVPF 96",
+        "c=IN IP4 127.0.0.1",
+        "a=sendrecv",
+        "a=mid",
+        "a=rtcp-mux",
+        "a=rtpmap:96 opus/48000/2",
+        "a=candidate:1 1 udp 2130706431 127.0.0.1 37757 typ host",
+        "a=end-of-candidates",
+        "a=ice-ufrag:Bmzq",
+        "a=ice-pwd:kKNR8ApuANp0PqfQ0ikwmE",
+        "a=fingerprint:sha-256 62:73:33:4F:A3:35:B1:BD:09:A4:2F:B0:B8:E9:47:02:95:9D:91:B3:"
+        "E7:C0:9F:0F:E6:B4:A2:BE:D5:DA:75:1E",
+        "a=setup:actpass",
+        "",
+    ]
+)
+
+
 async def test_wrong_call_id_bad_candidate_and_bad_sdp_are_refused(server: LiveServer) -> None:
     call = await place_call(server)
     other = await place_call(server)
@@ -147,7 +173,8 @@ async def test_wrong_call_id_bad_candidate_and_bad_sdp_are_refused(server: LiveS
             "ice-candidate", {"sessionId": session, "peerId": "p", "candidate": bad}
         )
         assert reply == {"error": {"message": invalid_field("candidate")}}
-        for sdp in ("not sdp at all", "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"):
+        no_media = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
+        for sdp in ("not sdp at all", no_media, EMPTY_MID):
             offer = {"sessionId": session, "peerId": "p", "offer": {"type": "offer", "sdp": sdp}}
             assert await c.call("offer", offer) == {
                 "error": {"message": invalid_field("offer.sdp")}

@@ -156,8 +156,11 @@ class AIPeer:
             answer = await self._pc.createAnswer()
         except Exception as exc:  # parsed but not answerable (a media section without a
             raise BadOffer(str(exc)) from exc  # direction: aiortc's and_direction fails)
-        with host_addresses([LOOPBACK] if self._loopback else None):
-            await self._pc.setLocalDescription(answer)
+        try:
+            with host_addresses([LOOPBACK] if self._loopback else None):
+                await self._pc.setLocalDescription(answer)
+        except ValueError as exc:  # an answer aiortc itself refuses, from an odd offer (an
+            raise BadOffer(str(exc)) from exc  # empty `a=mid`: sections that do not match)
         self._answered = True
         early, self._early = self._early, []
         for candidate in early:
