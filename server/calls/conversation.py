@@ -247,9 +247,7 @@ async def _settled(storing: asyncio.Future[StoredMessage]) -> bool:
     """Wait for the caller's words to be stored (even while cancelled); True if they are."""
     try:
         await asyncio.shield(storing)
-    except asyncio.CancelledError:
-        raise
-    except Exception:
+    except Exception:  # a cancellation (BaseException) goes on through
         return False
     return True
 

@@ -35,7 +35,7 @@ import math
 import numpy as np
 
 from server.metrics import VOICE_TURN_EVENTS
-from server.voice.vad import FRAME_MS
+from server.voice.vad import FRAME_MS, sound_power
 
 ECHO_RETURN_LOSS_DB = 6.0  # the echo comes back at least this much softer than it went out
 ECHO_PATH_SECONDS = 0.6  # the longest delay from a unit sent to its echo heard
@@ -69,9 +69,7 @@ def unit_levels(pcm: bytes, unit_samples: int) -> list[float]:
 
 def chunk_level(chunk: bytes) -> float:
     """The RMS level (dBFS) of s16 PCM, its DC offset removed."""
-    samples = np.frombuffer(chunk, dtype="<i2").astype(np.float32)
-    mean = float(samples.mean())
-    power = float(np.dot(samples, samples)) / samples.size - mean * mean
+    power, _ = sound_power(np.frombuffer(chunk, dtype="<i2").astype(np.float32))
     return 10 * math.log10(max(power / _FULL_SCALE_POWER, _SILENT_POWER))
 
 

@@ -1,14 +1,15 @@
 """One call's voice pipeline, top to bottom:
 
     caller's track -> resample (16 kHz mono) -> VAD (loudness gate, Silero) -> echo -> turns
-      -> at a pause: Smart Turn (a thread) and STT of the audio so far, side by side
+      -> at a pause: STT of the segment since the last pause; the words so far judge the
+         end of the turn, Smart Turn (a worker process) where they cannot tell
       -> model (first clause, then sentence by sentence) -> TTS -> outgoing track
          + `ai-audio-response`
     the caller speaking over the AI -> barge-in: hold, then stop (`bargein`)
 
 The greeting is spoken first, a moment after the media connects; utterances are answered
 one at a time, in order. Resampling, VAD and turn detection run on the event loop (a chunk
-costs less than a thread hop); Smart Turn runs in its thread, STT in its provider (a worker
+costs less than a thread hop); Smart Turn runs in its worker process, STT in its provider (a worker
 process or HTTP), decoding TTS audio in small steps on the loop (`clips`).
 """
 

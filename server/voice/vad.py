@@ -36,6 +36,13 @@ _FLOOR_RISE = 10 ** (FLOOR_RISE_DB_PER_S / 10 * FRAME_MS / 1000)  # per chunk
 _RATE = np.array(16_000, dtype=np.int64)
 
 
+def sound_power(samples: np.ndarray) -> tuple[float, float]:
+    """(mean square, mean) of float samples: the variance is the power without any DC
+    offset, which is not sound."""
+    mean = float(samples.mean())
+    return float(np.dot(samples, samples)) / samples.size - mean * mean, mean
+
+
 class SpeechDetector:
     """Cuts PCM into 32 ms chunks (keeping the remainder) and classifies each. Blocking."""
 
@@ -65,9 +72,7 @@ class SpeechDetector:
 
     def _is_speech(self, chunk: bytes) -> bool:
         samples = np.frombuffer(chunk, dtype="<i2").astype(np.float32)
-        mean = float(samples.mean())
-        # the variance is the power without any DC offset (a DC offset is not sound)
-        power = float(np.dot(samples, samples)) / samples.size - mean * mean
+        power, mean = sound_power(samples)
         floor, self._floor = self._floor, min(power, self._floor * _FLOOR_RISE)
         if power < _GATE_POWER or (not self._speaking and power < floor * _FLOOR_MARGIN):
             self._reset()

@@ -38,7 +38,7 @@ _POLITE = {"요", "이요"}
 # Hesitation: the caller is looking for words
 _FILLERS = {"음", "어", "그", "저", "저기", "아", "뭐", "그러니까", "있잖아", "에"}
 
-_ELLIPSIS = re.compile(r"(\.\.\.|…|,|、)\s*$")
+_LEFT_OPEN_MARK = re.compile(r"(\.\.\.|…|,|、)\s*$")
 _FINAL_MARK = re.compile(r"[.?!。？！]\s*$")
 _OPEN_WORDS = {
     "and", "or", "but", "so", "because", "about", "the", "a", "an", "to", "of", "for", "with",
@@ -57,7 +57,7 @@ def judge(text: str) -> Wording:
     """How the transcript `text` ends. Blocking (Kiwi, ~0.1-0.4 ms; the first call loads it)."""
     if not text.strip():
         return Wording.UNSURE
-    if _ELLIPSIS.search(text):
+    if _LEFT_OPEN_MARK.search(text):
         return Wording.UNFINISHED  # trailing off, or a clause still open
     last = _last_word(analyse(text))
     if last is None:
