@@ -16,7 +16,7 @@ import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 import asyncpg
 from pymysql import err as mysql_errors
@@ -88,14 +88,21 @@ def redact(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
+def _named(url: str, kind: str) -> tuple[SplitResult, str]:
+    """The URL's parts and the database it names: letters, digits and `_` only (the name
+    goes into a CREATE DATABASE statement)."""
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    if not name.replace("_", "").isalnum():
+        raise ValueError(f"unsupported {kind} database name: {name!r}")
+    return parts, name
+
+
 async def _create_mysql_database(url: str) -> None:
     """MySQL needs the database to exist before Tortoise can connect to it."""
     import aiomysql
 
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    if not name.replace("_", "").isalnum():
-        raise ValueError(f"unsupported MySQL database name: {name!r}")
+    parts, name = _named(url, "MySQL")
     conn = await aiomysql.connect(
         host=parts.hostname or "127.0.0.1",
         port=parts.port or 3306,
@@ -121,10 +128,7 @@ async def _create_mysql_database(url: str) -> None:
 async def _create_postgres_database(url: str) -> None:
     """Like MySQL, a PostgreSQL database named by the URL is made when it is not there (the
     user must be allowed to; an operator's existing database is only looked up)."""
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    if not name.replace("_", "").isalnum():
-        raise ValueError(f"unsupported PostgreSQL database name: {name!r}")
+    parts, name = _named(url, "PostgreSQL")
     conn = await asyncpg.connect(
         host=parts.hostname or "127.0.0.1",
         port=parts.port or 5432,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -149,13 +149,7 @@ class CallService:
         stale = await Call.filter(
             status__in=[s.value for s in SETTING_UP], updated_at__lt=older_than
         ).values_list("id", flat=True)
-        expired: list[Call] = []
-        for call_id in stale:
-            try:
-                expired.append(await self.fail(str(call_id)))
-            except (IllegalTransition, CallNotFound):
-                continue  # connected, ended or expired by another instance meanwhile
-        return expired
+        return await _each_moved(stale, self.fail)
 
     async def keep_alive(self, call_ids: Collection[str]) -> None:
         """This instance still carries these calls' media: their `updated_at` says so, so
@@ -171,13 +165,7 @@ class CallService:
         stale = await Call.filter(
             status=CallStatus.IN_PROGRESS.value, updated_at__lt=older_than
         ).values_list("id", flat=True)
-        ended: list[Call] = []
-        for call_id in stale:
-            try:
-                ended.append(await self.end(str(call_id)))
-            except (IllegalTransition, CallNotFound):
-                continue  # ended by someone else meanwhile
-        return ended
+        return await _each_moved(stale, self.end)
 
     async def touch(self, call_id: str) -> None:
         """A turn was spoken over REST (`conversation/process`) on a call still setting up:
@@ -249,3 +237,17 @@ def _failing(call: Call, now: datetime) -> dict[str, Any]:
 def _ending(call: Call, now: datetime) -> dict[str, Any]:
     started = call.connected_at or call.created_at
     return {"ended_at": now, "duration": max(0, round((now - started).total_seconds()))}
+
+
+async def _each_moved(
+    call_ids: Iterable[object], move: Callable[[str], Awaitable[Call]]
+) -> list[Call]:
+    """`move` each call (`fail`, `end`); a call another instance moved meanwhile (connected,
+    ended, expired: the compare-and-set refuses) is skipped."""
+    moved: list[Call] = []
+    for call_id in call_ids:
+        try:
+            moved.append(await move(str(call_id)))
+        except (IllegalTransition, CallNotFound):
+            continue
+    return moved
